@@ -1,0 +1,97 @@
+"""Organic behaviour of the audience (spec §2): who opens the app, how they respond to each impression, and what
+they post. Every function works on arrays of users or impressions at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Scenario
+from .content import ENGAGEMENT_TYPES, PostDrafts
+from .population import Kind, Population
+
+
+def diurnal_weights(step_hours: int, amplitude: float) -> np.ndarray:
+    """Share of a day's sessions falling in each step of the day (peak 21:00, trough 09:00)."""
+    hours = np.arange(24) + 0.5
+    w = 1.0 + amplitude * np.cos(2 * np.pi * (hours - 21.0) / 24.0)
+    w = w.reshape(24 // step_hours, step_hours).sum(axis=1)
+    return w / w.sum()
+
+
+class Audience:
+    """Sessions and responses of the audience rows ``[0, n_audience)`` (organic users, recruits among them)."""
+
+    def __init__(self, scenario: Scenario, population: Population, activity_rng: np.random.Generator,
+                 engagement_rng: np.random.Generator, content_rng: np.random.Generator):
+        self.s = scenario
+        self.pop = population
+        self.activity_rng = activity_rng
+        self.engagement_rng = engagement_rng
+        self.content_rng = content_rng
+        n = population.n_audience
+        self.last_session = np.full(n, -np.inf)
+        self.active_today = np.zeros(n, dtype=bool)
+        self.diurnal = diurnal_weights(scenario.step_hours, scenario.activity.diurnal_amplitude)
+        a = scenario.activity
+        self.session_rate = population.activity_rate * a.sessions_per_active_day
+        self.base = np.array([getattr(scenario.engagement, t) for t in ENGAGEMENT_TYPES], dtype=np.float32)
+        self.is_recruit = population.kind[:n] == Kind.RECRUITED
+        self.post_weight = population.activity_rate.astype(np.float64)
+
+    def sessions(self, step: int) -> np.ndarray:
+        """Sorted audience rows that open the app this step (at most one feed per user per step)."""
+        spd = self.s.steps_per_day
+        n = self.pop.n_audience
+        if step % spd == 0:
+            self.active_today = self.activity_rng.random(n) < self.s.activity.daily_active_share
+        p = self.session_rate * self.diurnal[step % spd]
+        u = self.activity_rng.random(n)
+        return np.flatnonzero(self.active_today & (u < p))
+
+    def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, campaign_on: bool) -> np.ndarray:
+        """Engagement draws for aligned impressions: bool (impressions, types) in ``ENGAGEMENT_TYPES`` order.
+
+        P(type) = base × (K · interest in topic)^interest_weight × alignment × (1 + social_proof · log10(1 +
+        likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight × support for the post's candidate
+        on political posts, 1 otherwise. Recruits engage target posts ``engagement_boost`` times more.
+        """
+        e = self.s.engagement
+        topic = table.topic[posts].astype(np.int64)
+        m = (self.pop.interests[users, topic] * self.s.population.topics) ** e.interest_weight
+        cand = table.candidate[posts].astype(np.int64)
+        political = cand >= 0
+        align = np.ones_like(m)
+        if political.any():
+            align[political] = 0.2 + e.alignment_weight * self.pop.support[users[political], cand[political]]
+        likes = table.engagements[posts, 1]
+        m = m * align * (1.0 + e.social_proof * np.log10(1.0 + likes)) * table.quality[posts]
+        if campaign_on:
+            boost = self.is_recruit[users] & (cand == target)
+            if boost.any():
+                m = np.where(boost, m * self.s.campaign.recruits.engagement_boost, m)
+        p = np.minimum(m[:, None].astype(np.float32) * self.base[None, :], 0.95)
+        return self.engagement_rng.random(p.shape, dtype=np.float32) < p
+
+    def post(self, drafts: PostDrafts, t0: float, step_minutes: float, target_support_cols: int) -> None:
+        """Organic posts of this step: a low rate, topics from interests, political posts for a candidate drawn
+        from the author's current support (undecided authors post about nothing political)."""
+        rng = self.content_rng
+        a = self.s.activity
+        n = self.pop.n_audience
+        frac = self.s.step_hours / 24.0
+        u = rng.random(n)
+        who = np.flatnonzero(u < a.post_rate * frac * self.post_weight)
+        k = who.size
+        when = t0 + rng.random(k) * step_minutes
+        # topic from interests (inverse CDF per author), political with political_post_share
+        cdf = np.cumsum(self.pop.interests[who], axis=1)
+        topic = (rng.random(k)[:, None] * cdf[:, -1:] > cdf).sum(axis=1)
+        topic = np.minimum(topic, self.s.population.topics - 1)
+        political = rng.random(k) < a.political_post_share
+        scdf = np.cumsum(self.pop.support[who], axis=1)
+        pick = (rng.random(k)[:, None] * scdf[:, -1:] > scdf).sum(axis=1)
+        pick = np.minimum(pick, target_support_cols - 1)
+        cand = np.where(political & (pick < target_support_cols - 1), pick, -1)
+        topic = np.where(cand >= 0, 0, np.where(topic == 0, 1 + (who % (self.s.population.topics - 1)), topic))
+        quality = rng.lognormal(0.0, a.post_quality_sigma, size=k)
+        drafts.add(who, when, topic, cand, quality, source="organic")

@@ -1,0 +1,87 @@
+"""Paired worlds and replicates: the audit of one scenario.
+
+Each replicate r runs, from the same seed sequence (spawn key (r,) of the run seed), up to three worlds:
+``campaign`` (the scenario as given), ``inert`` (the same with ``campaign.enabled = false``) and
+``chronological`` (the same with the reverse-chronological control ranker). Worlds whose resolved configuration is
+identical (e.g. the chronological world of a scenario that already uses ``chronological``) are the same world, by
+determinism, and are run once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Scenario, config_hash
+from .metrics import WorldOutcome, replicate_metrics, summarise
+from .model import AuditWorld
+from .seeding import replicate_seeds
+
+WORLDS = ("campaign", "inert", "chronological")
+
+
+def paired_scenarios(s: Scenario) -> dict[str, Scenario]:
+    return {
+        "campaign": s,
+        "inert": dataclasses.replace(s, campaign=dataclasses.replace(s.campaign, enabled=False)),
+        "chronological": dataclasses.replace(s, ranker=dataclasses.replace(s.ranker, name="chronological",
+                                                                           options={})),
+    }
+
+
+def distinct_worlds(s: Scenario) -> dict[str, str]:
+    """Map each paired world to the world that actually runs it (itself, or an identical earlier one)."""
+    seen: dict[str, str] = {}
+    out = {}
+    for name, sc in paired_scenarios(s).items():
+        h = config_hash(sc)
+        out[name] = seen.setdefault(h, name)
+    return out
+
+
+def run_world(s: Scenario, seed_sequence: np.random.SeedSequence, progress=None) -> WorldOutcome:
+    return WorldOutcome.of(AuditWorld(s, seed_sequence).run(progress))
+
+
+@dataclass
+class ReplicateResult:
+    replicate: int
+    spawn_key: tuple
+    outcomes: dict[str, WorldOutcome]
+    metrics: dict
+
+
+def run_replicate(s: Scenario, replicate: int, seed_sequence: np.random.SeedSequence, progress=None
+                  ) -> ReplicateResult:
+    scenarios = paired_scenarios(s)
+    runs = distinct_worlds(s)
+    outcomes: dict[str, WorldOutcome] = {}
+    for name in WORLDS:
+        source = runs[name]
+        if source not in outcomes:
+            outcomes[source] = run_world(scenarios[source], seed_sequence, progress)
+        outcomes[name] = outcomes[source]
+    metrics = replicate_metrics(outcomes["campaign"], outcomes["inert"], outcomes["chronological"])
+    return ReplicateResult(replicate, tuple(seed_sequence.spawn_key), outcomes, metrics)
+
+
+def steps_per_replicate(s: Scenario) -> int:
+    return s.n_steps * len(set(distinct_worlds(s).values()))
+
+
+@dataclass
+class AuditResult:
+    scenario: Scenario
+    seed: int
+    replicates: list[ReplicateResult]
+
+    @property
+    def metrics(self) -> dict:
+        return summarise([r.metrics for r in self.replicates])
+
+
+def run_audit(s: Scenario, seed: int, replicates: int = 1, progress=None) -> AuditResult:
+    seeds = replicate_seeds(seed, replicates)
+    return AuditResult(s, seed, [run_replicate(s, r, seeds[r], progress) for r in range(replicates)])

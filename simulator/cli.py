@@ -1,0 +1,163 @@
+"""The command line. Exit codes: 0 done, 2 bad input (nothing written), 1 failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors are bad input too: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="simulator", description="Recommender-system amplification audit simulator.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="audit one scenario: paired worlds, replicates, metrics and plots",
+                         description="Run the audit of SCENARIO and write manifest.json, metrics.json, "
+                                     "timeseries.csv and PNG plots into the run folder.")
+    run.add_argument("scenario", nargs="?", default="romania_2024",
+                     help="a scenario TOML file or the name of a bundled scenario (default: romania_2024)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a field, e.g. --set population.organic_users=20000 (repeatable)")
+    run.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's `seed`)")
+    run.add_argument("--replicates", type=int, default=1, help="independent replicates (spawned seeds)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="run folder (default: results/<scenario>-seed<N>/)")
+    run.add_argument("--force", action="store_true", help="overwrite a run folder that already holds metrics.json")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    ref = sub.add_parser("reference", help="write the scenario field reference (docs/scenario-reference.md)")
+    ref.add_argument("--out", type=Path, default=None, help="file to write (default: print to stdout)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "reference":
+            return cmd_reference(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_BAD_INPUT
+
+
+def _bad(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_run(args) -> int:
+    from .config import ScenarioError, load_scenario, resolve_scenario_path
+
+    try:
+        scenario = load_scenario(args.scenario, args.overrides)
+        scenario_path = str(resolve_scenario_path(args.scenario))
+    except ScenarioError as exc:
+        return _bad(str(exc))
+    if args.replicates < 1 or args.replicates > 10_000:
+        return _bad(f"--replicates = {args.replicates}: expected an integer from 1 to 10000")
+    seed = scenario.seed if args.seed is None else args.seed
+    if not 0 <= seed < 2**63:
+        return _bad(f"--seed = {seed}: expected an integer from 0 to 2^63-1")
+    from .results import default_run_folder
+
+    folder = args.out if args.out is not None else default_run_folder(scenario.name, seed)
+    if (folder / "metrics.json").exists() and not args.force:
+        return _bad(f"{folder} already holds a run (metrics.json); use --force to overwrite or --out elsewhere")
+    if folder.exists() and not folder.is_dir():
+        return _bad(f"--out {folder}: exists and is not a folder")
+    try:
+        return _run(scenario, scenario_path, seed, args, folder)
+    except Exception:  # noqa: BLE001 - a failure is reported, with its traceback, and exit 1
+        traceback.print_exc()
+        print("error: the run failed (traceback above); nothing was written to metrics.json", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _run(scenario, scenario_path: str, seed: int, args, folder: Path) -> int:
+    from tqdm import tqdm
+
+    from .audit import run_audit, steps_per_replicate
+    from .results import command_line, manifest_document, write_run
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    total = steps_per_replicate(scenario) * args.replicates
+    with tqdm(total=total, unit="step", desc=f"{scenario.name} seed {seed}", disable=args.quiet,
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        result = run_audit(scenario, seed, args.replicates, progress=bar)
+    wall = time.perf_counter() - t0
+    manifest = manifest_document(result, scenario_path=scenario_path, argv=command_line(), started_at=started,
+                                 wall_time=wall)
+    write_run(folder, result, manifest)
+    if not args.quiet:
+        print(headline_table(result.metrics))
+        print(f"\nwrote {folder}/ (metrics.json, manifest.json, timeseries.csv, plots) in {wall:.1f} s")
+    return EXIT_OK
+
+
+HEADLINE = (
+    ("reach_share", "reach share of target posts (audience O)"),
+    ("inflation_factor", "inflation factor (vs inert campaign)"),
+    ("amplification", "amplification (vs chronological)"),
+    ("share_of_voice", "share of voice of the target"),
+    ("attribution.bot", "attribution: bots"),
+    ("attribution.paid", "attribution: paid influencers"),
+    ("attribution.recruited", "attribution: recruits"),
+    ("attribution.organic", "attribution: organic"),
+    ("support_shift", "support shift of the target"),
+    ("cost_per_1k_inflated", "USD per 1,000 inflated impressions"),
+)
+
+
+def headline_table(metrics: dict) -> str:
+    def get(name):
+        node = metrics
+        for p in name.split("."):
+            node = node[p]
+        return node
+
+    def fmt(v):
+        if v is None:
+            return "—"
+        return f"{v:.4g}"
+
+    lines = [f"{'metric':44} {'mean':>10} {'95% CI':>24}  n"]
+    for name, label in HEADLINE:
+        m = get(name)
+        ci = f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]" if m["ci_low"] is not None else "—"
+        lines.append(f"{label:44} {fmt(m['mean']):>10} {ci:>24}  {m['n']}")
+    return "\n".join(lines)
+
+
+def cmd_reference(args) -> int:
+    from .reference import scenario_reference_markdown
+    from .results import atomic_write_text
+
+    text = scenario_reference_markdown()
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(args.out, text)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

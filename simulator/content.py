@@ -1,0 +1,108 @@
+"""Posts: one row per post in growable NumPy columns.
+
+Per-post history is bounded (spec §1): running totals by engagement type plus the counts of the first hour, never a
+per-step copy. Ground-truth columns (``quality``, ``sponsored``, ``disclosed``, ``campaign``, the per-route
+engagement ledger) are read by users and metrics only; the platform reads posts through
+:class:`simulator.platform.PlatformView`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Engagement types, in column order of every per-type array.
+ENGAGEMENT_TYPES = ("watch", "like", "comment", "share", "follow")
+WATCH, LIKE, COMMENT, SHARE, FOLLOW = range(5)
+N_ROUTES = 4
+NO_CANDIDATE = -1
+
+
+class PostTable:
+    """Columns of all posts created so far. ``n`` rows are valid; arrays grow by doubling."""
+
+    _COLUMNS = {
+        # observable content and signals
+        "author": np.int32, "created": np.float64, "topic": np.int16, "candidate": np.int8,
+        "paid_label": np.bool_, "removed": np.bool_,
+        "views": np.int32, "served_views": np.int32, "first_hour_views": np.int32,
+        # ground truth
+        "quality": np.float32, "sponsored": np.bool_, "disclosed": np.bool_, "campaign": np.bool_,
+        "has_credit": np.bool_,
+    }
+    _MATRICES = {"engagements": (len(ENGAGEMENT_TYPES), np.int32),
+                 "first_hour_engagements": (len(ENGAGEMENT_TYPES), np.int32),
+                 "engagement_by_route": (N_ROUTES, np.float32),   # ground truth: engagers' routes (spec §5)
+                 "credit": (N_ROUTES, np.float32),                # route shares of the latest graduation
+                 "route_at_credit": (N_ROUTES, np.float32)}       # ledger snapshot at that graduation
+
+    def __init__(self, capacity: int = 1024):
+        self.n = 0
+        self._cap = max(16, capacity)
+        for name, dtype in self._COLUMNS.items():
+            setattr(self, name, np.zeros(self._cap, dtype=dtype))
+        for name, (width, dtype) in self._MATRICES.items():
+            setattr(self, name, np.zeros((self._cap, width), dtype=dtype))
+
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        cap = self._cap
+        while cap < need:
+            cap *= 2
+        for name in list(self._COLUMNS) + list(self._MATRICES):
+            old = getattr(self, name)
+            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self._cap = cap
+
+    def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, candidate: np.ndarray,
+            quality: np.ndarray, sponsored: np.ndarray | bool = False, disclosed: np.ndarray | bool = False,
+            campaign: np.ndarray | bool = False) -> np.ndarray:
+        """Append posts (already sorted by creation time by the caller); returns their ids."""
+        k = int(np.size(author))
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        self._grow(self.n + k)
+        ids = np.arange(self.n, self.n + k)
+        self.author[ids] = author
+        self.created[ids] = created
+        self.topic[ids] = topic
+        self.candidate[ids] = candidate
+        self.quality[ids] = quality
+        self.sponsored[ids] = sponsored
+        self.disclosed[ids] = disclosed
+        # A creator who discloses a paid partnership puts a label on the post that everyone sees.
+        self.paid_label[ids] = self.sponsored[ids] & self.disclosed[ids]
+        self.campaign[ids] = campaign
+        self.n += k
+        return ids
+
+
+class PostDrafts:
+    """Posts created during one step, gathered from every actor before they are added in time order."""
+
+    def __init__(self):
+        self._parts: list[dict] = []
+
+    def add(self, author, created, topic, candidate, quality, sponsored=False, disclosed=False, campaign=False,
+            source: str = "organic") -> None:
+        k = int(np.size(author))
+        if k == 0:
+            return
+        b = lambda v: np.broadcast_to(np.asarray(v), (k,))  # noqa: E731
+        self._parts.append({"author": b(author), "created": b(created), "topic": b(topic), "candidate": b(candidate),
+                            "quality": b(quality), "sponsored": b(sponsored), "disclosed": b(disclosed),
+                            "campaign": b(campaign), "source": np.full(k, source, dtype=object)})
+
+    def commit(self, table: PostTable) -> tuple[np.ndarray, np.ndarray]:
+        """Add all drafts to ``table`` sorted by creation time; returns (post ids, source label per id)."""
+        if not self._parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+        order = np.argsort(cols["created"], kind="stable")
+        cols = {k: v[order] for k, v in cols.items()}
+        source = cols.pop("source")
+        ids = table.add(**cols)
+        self._parts = []
+        return ids, source

@@ -1,0 +1,89 @@
+"""What each world served to whom, recorded against the ground truth for the metrics of spec §5."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .content import N_ROUTES
+from .population import ROUTE_OF_KIND, Kind
+from .ranking.base import Route
+
+
+class ExposureLedger:
+    """Running totals of one world: impressions of the target's posts to the audience O, reach, attribution by
+    route, impressions per candidate and per author. O = organic audience users who were not recruited."""
+
+    def __init__(self, population, n_candidates: int, target: int):
+        self.in_o = population.kind[: population.n_audience] == Kind.ORGANIC
+        self.n_o = int(self.in_o.sum())
+        start = population.start_support
+        # Persuadable: users in O whose largest support mass at day 0 is `undecided`.
+        self.persuadable = self.in_o & (np.argmax(start, axis=1) == start.shape[1] - 1)
+        self.target = target
+        self.target_impressions = 0
+        self.reached = np.zeros(population.n_audience, dtype=bool)
+        self.route_impressions = np.zeros(N_ROUTES)
+        self.candidate_impressions = np.zeros(n_candidates, dtype=np.int64)
+        self.author_impressions = np.zeros(population.n, dtype=np.int64)
+        self.impressions_o = 0
+
+    def record(self, users: np.ndarray, posts: np.ndarray, routes: np.ndarray, table, kind: np.ndarray) -> None:
+        """One step's impressions: ``users``, ``posts`` and ``routes`` are aligned flat arrays."""
+        o = self.in_o[users]
+        users, posts, routes = users[o], posts[o], routes[o]
+        self.impressions_o += posts.size
+        authors = table.author[posts]
+        self.author_impressions += np.bincount(authors, minlength=self.author_impressions.size)
+        cand = table.candidate[posts]
+        political = cand >= 0
+        self.candidate_impressions += np.bincount(cand[political], minlength=self.candidate_impressions.size)
+        t = cand == self.target
+        if not t.any():
+            return
+        tp, tr = posts[t], routes[t]
+        self.target_impressions += int(t.sum())
+        self.reached[users[t]] = True
+        self.route_impressions += credit_routes(tp, tr, table, kind).sum(axis=0)
+
+    @property
+    def reach(self) -> int:
+        return int(self.reached.sum())
+
+    @property
+    def persuadable_reach(self) -> int:
+        return int((self.reached & self.persuadable).sum())
+
+
+def credit_routes(posts: np.ndarray, routes: np.ndarray, table, kind: np.ndarray) -> np.ndarray:
+    """Attribution of spec §5, one row per impression, columns organic/recruited/bot/paid summing to 1.
+
+    In-network (FOLLOWED) and own-merit out-of-network (DISCOVERY) impressions go to the author's true kind.
+    ENGAGEMENT impressions go pro rata to the true kinds of the engagers of the stage that made the post eligible
+    (``credit``, set at graduation); a ranker that reports no graduation gets the post's whole engagement history;
+    a post with no engagement at all falls back to its author.
+    """
+    out = np.zeros((posts.size, N_ROUTES))
+    author_route = ROUTE_OF_KIND[kind[table.author[posts]]]
+    out[np.arange(posts.size), author_route] = 1.0
+    eng = routes == Route.ENGAGEMENT
+    if eng.any():
+        p = posts[eng]
+        shares = np.where(table.has_credit[p][:, None], table.credit[p], table.engagement_by_route[p]).astype(float)
+        total = shares.sum(axis=1, keepdims=True)
+        ok = total[:, 0] > 0
+        rows = np.flatnonzero(eng)[ok]
+        out[rows] = shares[ok] / total[ok]
+    return out
+
+
+def note_graduations(table, posts: np.ndarray, kind: np.ndarray) -> None:
+    """Snapshot the engagers of the stage that just made ``posts`` eligible (ground-truth side of attribution)."""
+    if posts.size == 0:
+        return
+    delta = table.engagement_by_route[posts] - table.route_at_credit[posts]
+    total = delta.sum(axis=1, keepdims=True)
+    author = np.zeros_like(delta)
+    author[np.arange(posts.size), ROUTE_OF_KIND[kind[table.author[posts]]]] = 1.0
+    table.credit[posts] = np.where(total > 0, delta / np.maximum(total, 1e-12), author)
+    table.route_at_credit[posts] = table.engagement_by_route[posts]
+    table.has_credit[posts] = True

@@ -1,0 +1,130 @@
+"""The metrics of spec §5: what one finished world shows (:class:`WorldOutcome`), the per-replicate metrics of a
+paired audit (:func:`replicate_metrics`) and their summary over replicates (:func:`summarise`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .population import ROUTES
+
+SCHEMA_VERSION = 1
+
+#: metric names in metrics.json, dotted for nested ones (spec §5)
+METRIC_NAMES = (
+    "impressions", "reach", "reach_share", "share_of_voice", "inflation_factor", "amplification_ratio",
+    "amplification", "attribution.bot", "attribution.paid", "attribution.recruited", "attribution.organic",
+    "persuadable_reach", "support_shift", "cost_per_1k_inflated", "gini",
+)
+
+
+def gini(values: np.ndarray) -> float | None:
+    """Gini coefficient of non-negative values (0 = equal, → 1 = concentrated); None for an empty or all-zero set."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    if n == 0 or x.sum() <= 0:
+        return None
+    ranks = np.arange(1, n + 1)
+    return float((2.0 * (ranks * x).sum()) / (n * x.sum()) - (n + 1.0) / n)
+
+
+@dataclass
+class WorldOutcome:
+    """Everything the metrics need from one finished world (plain numbers, picklable)."""
+
+    target_impressions: int
+    reach: int
+    n_o: int
+    persuadable_reach: int
+    candidate_impressions: list[int]
+    route_impressions: list[float]
+    gini: float | None
+    start_target_share: float
+    end_target_share: float
+    opinion_enabled: bool
+    dollars: float
+    scale: float
+    series: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, world) -> "WorldOutcome":
+        ledger = world.ledger
+        authored = np.zeros(world.population.n, dtype=bool)
+        authored[world.posts.author[: world.posts.n]] = True
+        mv = world.datacollector.model_vars
+        end = np.asarray(mv["vote_shares"][-1]) if mv.get("vote_shares") else world.start_vote_shares
+        return cls(
+            target_impressions=int(ledger.target_impressions), reach=ledger.reach, n_o=ledger.n_o,
+            persuadable_reach=ledger.persuadable_reach,
+            candidate_impressions=[int(v) for v in ledger.candidate_impressions],
+            route_impressions=[float(v) for v in ledger.route_impressions],
+            gini=gini(ledger.author_impressions[authored]),
+            start_target_share=float(world.start_vote_shares[world.target]),
+            end_target_share=float(end[world.target]),
+            opinion_enabled=world.scenario.opinion.enabled, dollars=float(world.operator.dollars),
+            scale=world.scenario.scale,
+            series={k: list(v) for k, v in mv.items()},
+        )
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return None if b == 0 else a / b
+
+
+def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological: WorldOutcome) -> dict:
+    """Flat {dotted name: value or None} for one replicate's three paired worlds (same seed)."""
+    a = campaign
+    reach_share = _ratio(a.reach, a.n_o)
+    amp = _ratio(reach_share, _ratio(chronological.reach, chronological.n_o)) if reach_share is not None and \
+        chronological.reach else None
+    routes = np.asarray(a.route_impressions)
+    total_routes = routes.sum()
+    extra = (a.target_impressions - inert.target_impressions) * a.scale / 1000.0
+    out = {
+        "impressions": float(a.target_impressions),
+        "reach": float(a.reach),
+        "reach_share": reach_share,
+        "share_of_voice": _ratio(a.target_impressions, sum(a.candidate_impressions)),
+        "inflation_factor": _ratio(a.reach, inert.reach),
+        "amplification_ratio": amp,
+        "amplification": None if amp is None else amp - 1.0,
+        "persuadable_reach": float(a.persuadable_reach),
+        "support_shift": (a.end_target_share - a.start_target_share) if a.opinion_enabled else None,
+        # Dollars per thousand extra impressions at real scale; no extra impressions means no such price.
+        "cost_per_1k_inflated": a.dollars / extra if extra > 0 else None,
+        "gini": a.gini,
+    }
+    for i, route in enumerate(ROUTES):
+        key = {"paid": "paid", "bot": "bot", "recruited": "recruited", "organic": "organic"}[route]
+        out[f"attribution.{key}"] = float(routes[i] / total_routes) if total_routes > 0 else None
+    return out
+
+
+def summary(values: list) -> dict:
+    """{mean, ci_low, ci_high, n, values}: Student-t 95% CI over the non-null values, CI null when n < 2."""
+    clean = [float(v) for v in values if v is not None and math.isfinite(v)]
+    n = len(clean)
+    mean = float(np.mean(clean)) if n else None
+    lo = hi = None
+    if n >= 2:
+        sd = float(np.std(clean, ddof=1))
+        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n": n,
+            "values": [None if v is None or not math.isfinite(v) else float(v) for v in values]}
+
+
+def summarise(per_replicate: list[dict]) -> dict:
+    """Nest the per-replicate metrics into {name: summary} with dotted names as nested objects."""
+    names = list(per_replicate[0]) if per_replicate else list(METRIC_NAMES)
+    nested: dict = {}
+    for name in names:
+        node = nested
+        parts = name.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = summary([r.get(name) for r in per_replicate])
+    return nested

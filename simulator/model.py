@@ -1,0 +1,196 @@
+"""The Mesa model: one world, stepped hour by hour.
+
+One step = sessions → feeds (the platform's ranker) → impressions and engagement → opinion → new posts (organic,
+candidates, influencers, bots, recruits) → directed engagement due this step → end of day: follows merged and the
+daily series collected. Mesa owns the clock (``steps``), the model generator (``rng``), the agents (platform,
+campaign operator, influencers) and the :class:`mesa.DataCollector`; the accounts and posts are arrays.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from .audience import Audience
+from .campaign import TYPE_BITS, CampaignOperator, Influencer
+from .config import Scenario
+from .content import FOLLOW, PostDrafts, PostTable
+from .exposure import ExposureLedger, note_graduations
+from .opinion import expected_vote_shares, persuade
+from .platform import Platform
+from .population import ROUTE_OF_KIND, build_population
+from .ranking import RankerContext, make_ranker
+from .seeding import RunStreams
+
+MINUTES_PER_HOUR = 60.0
+
+
+class AuditWorld(mesa.Model):
+    """One simulated world of a scenario, seeded by one :class:`numpy.random.SeedSequence`."""
+
+    def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence):
+        self.streams = RunStreams(seed_sequence)
+        super().__init__(rng=self.streams.child("mesa"))
+        self.scenario = s = scenario
+        self.step_minutes = s.step_hours * MINUTES_PER_HOUR
+        self.campaign_enabled = s.campaign.enabled
+        self.target = s.candidates.names.index(s.candidates.target)
+        self.population = pop = build_population(s, self.streams.population)
+        self.posts = PostTable(capacity=int(s.population.organic_users * s.activity.post_rate * s.days * 1.3) + 1024)
+        self.account_removed = np.zeros(pop.n, dtype=bool)
+        self.audience = Audience(s, pop, self.streams.activity, self.streams.engagement, self.streams.content)
+        self.ledger = ExposureLedger(pop, len(s.candidates.names), self.target)
+        self.drafts = PostDrafts()
+        ctx = RankerContext(settings=s.ranker, feed=s.feed, n_audience=pop.n_audience, topics=s.population.topics)
+        self.platform = Platform(self, make_ranker(ctx))
+        self.operator = CampaignOperator(self)
+        self.start_vote_shares = expected_vote_shares(pop.support, self.ledger.in_o)
+        self.impressions_served = 0
+        self.engagements = 0
+        self._day_target = 0
+        self._day_candidates = np.zeros(len(s.candidates.names), dtype=np.int64)
+        reporters = {
+            "day": lambda m: m.day,
+            "target_impressions": lambda m: m.ledger.target_impressions - m._day_target_start,
+            "cumulative_reach": lambda m: m.ledger.reach,
+            "candidate_impressions": lambda m: (m.ledger.candidate_impressions - m._day_candidates_start).tolist(),
+            "vote_shares": lambda m: expected_vote_shares(m.population.support, m.ledger.in_o).tolist(),
+            "campaign_dollars": lambda m: m.operator.dollars,
+        }
+        self.datacollector = mesa.DataCollector(model_reporters=reporters)
+        self._day_target_start = 0
+        self._day_candidates_start = np.zeros(len(s.candidates.names), dtype=np.int64)
+
+    # ------------------------------------------------------------------------------------------------ clock
+    @property
+    def now(self) -> float:
+        """Start of the current step in minutes since day 0 (``steps`` counts completed steps)."""
+        return self.steps_done * self.step_minutes
+
+    @property
+    def steps_done(self) -> int:
+        return self.steps - 1 if self._in_step else self.steps
+
+    @property
+    def day(self) -> int:
+        return int(self.steps_done // self.scenario.steps_per_day)
+
+    _in_step = False
+
+    def run(self, progress=None) -> "AuditWorld":
+        for _ in range(self.scenario.n_steps):
+            self.step()
+            if progress is not None:
+                progress.update(1)
+        return self
+
+    # ------------------------------------------------------------------------------------------------- step
+    def step(self) -> None:
+        self._in_step = True
+        try:
+            self._step()
+        finally:
+            self._in_step = False
+
+    def _step(self) -> None:
+        s = self.scenario
+        step = self.steps_done
+        t0 = self.now
+        table, pop = self.posts, self.population
+        # 1-2. Sessions and feeds.
+        users = self.audience.sessions(step)
+        feeds = self.platform.serve(users)
+        note_graduations(table, feeds.graduated, pop.kind)
+        self.audience.last_session[users] = t0
+        shown = feeds.posts != -1
+        imp_users = np.broadcast_to(users[:, None], feeds.posts.shape)[shown]
+        imp_posts = feeds.posts[shown]
+        imp_routes = feeds.routes[shown]
+        # 3. Impressions and engagement.
+        self.ledger.record(imp_users, imp_posts, imp_routes, table, pop.kind)
+        self.impressions_served += imp_posts.size
+        engaged = self.audience.respond(imp_users, imp_posts, table, self.target, self.campaign_enabled)
+        self._apply_engagement(imp_users, imp_posts, engaged, np.full(imp_posts.size, t0 + 0.5 * self.step_minutes),
+                               served=True)
+        # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
+        if s.opinion.enabled:
+            any_eng = engaged.any(axis=1)
+            cand = table.candidate[imp_posts]
+            sel = any_eng & (cand >= 0)
+            persuade(pop.support, imp_users[sel], cand[sel].astype(np.int64), s.opinion.persuasion)
+        # 5. New posts this step.
+        self._post(t0)
+        ids, sources = self.drafts.commit(table)
+        self.operator.direct(ids, sources)
+        # 6. Directed engagement due this step.
+        acc, posts, times, masks = self.operator.directed.pop(step)
+        if acc.size:
+            engaged = (masks[:, None] & TYPE_BITS[None, :]) > 0
+            self._apply_engagement(acc, posts, engaged, times, served=False)
+        # 7. End of day.
+        if (step + 1) % s.steps_per_day == 0:
+            pop.follows.merge_pending()
+            self.datacollector.collect(self)
+            self._day_target_start = self.ledger.target_impressions
+            self._day_candidates_start = self.ledger.candidate_impressions.copy()
+
+    def _post(self, t0: float) -> None:
+        s = self.scenario
+        self.operator.planned_target_posts = 0
+        self.audience.post(self.drafts, t0, self.step_minutes, len(s.candidates.names) + 1)
+        # Official candidate accounts post on a steady schedule.
+        rng = self.streams.content
+        n_c = len(s.candidates.names)
+        u = rng.random(n_c)
+        when = t0 + rng.random(n_c) * self.step_minutes
+        quality = rng.lognormal(0.0, s.activity.post_quality_sigma, size=n_c)
+        who = np.flatnonzero(u < s.candidates.posts_per_day * s.step_hours / 24.0)
+        for c in who:
+            self.drafts.add(self.population.candidate_rows[c], when[c], 0, c, quality[c],
+                            source="candidate_target" if c == self.target else "candidate")
+        self.agents_by_type[Influencer].do("step") if Influencer in self.agents_by_type else None
+        self.operator.post()
+
+    def _apply_engagement(self, accounts: np.ndarray, posts: np.ndarray, engaged: np.ndarray, times: np.ndarray,
+                          served: bool) -> None:
+        """Count views and engagements (observable), the engagers' routes (ground truth) and new follows."""
+        table = self.posts
+        if posts.size == 0:
+            return
+        _count_into(table.views, posts)
+        if served:
+            _count_into(table.served_views, posts)
+        rows, types = np.nonzero(engaged)
+        if rows.size:
+            _count_pairs_into(table.engagements, posts[rows], types)
+            self.engagements += rows.size
+            route = ROUTE_OF_KIND[self.population.kind[accounts[rows]]]
+            _count_pairs_into(table.engagement_by_route, posts[rows], route)
+        early = times - table.created[posts] < MINUTES_PER_HOUR
+        if early.any():
+            _count_into(table.first_hour_views, posts[early])
+            er = early[rows]
+            if er.any():
+                _count_pairs_into(table.first_hour_engagements, posts[rows][er], types[er])
+        f = engaged[:, FOLLOW]
+        if f.any():
+            self.population.follows.add(accounts[f], table.author[posts[f]])
+
+
+def _count_into(column: np.ndarray, ids: np.ndarray) -> None:
+    """column[i] += occurrences of i in ids; cost bounded by the span of ids (recent posts), not the table."""
+    if ids.size == 0:
+        return
+    lo = int(ids.min())
+    counts = np.bincount(ids - lo)
+    column[lo: lo + counts.size] += counts.astype(column.dtype)
+
+
+def _count_pairs_into(matrix: np.ndarray, ids: np.ndarray, cols: np.ndarray) -> None:
+    """matrix[i, c] += occurrences of (i, c); bincount over the span of ids instead of a slow ufunc.at."""
+    if ids.size == 0:
+        return
+    lo = int(ids.min())
+    width = matrix.shape[1]
+    counts = np.bincount((ids - lo) * width + cols, minlength=(int(ids.max()) - lo + 1) * width)
+    matrix[lo: lo + counts.size // width] += counts.reshape(-1, width).astype(matrix.dtype)

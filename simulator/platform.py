@@ -1,0 +1,105 @@
+"""What the platform can observe, and the platform actor that serves feeds.
+
+:class:`PlatformView` is the structural wall of spec §3–4: it is built from *copies of references to observable
+columns only*, made read-only, and holds no reference to the world, the population or the post table. A ranker or a
+mitigation receives a view and nothing else, so it cannot read an account's true kind or a post's ground-truth
+flags (``sponsored``, ``disclosed``, ``campaign``, ``quality``) however it is written.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+import scipy.sparse as sp
+
+MINUTES_PER_HOUR = 60.0
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class PlatformView:
+    """Observable state at the start of one step. Times are minutes since the start of day 0.
+
+    Posts (``post_*`` arrays, one row per post id ``0 .. n_posts-1``): author, creation time, topic, the candidate
+    the content promotes (-1 none: content classification is something platforms do), the paid-partnership label,
+    whether the post was removed, views (all plays), ``served_views`` (impressions the feed served), engagement
+    counts by type (columns ``watch, like, comment, share, follow``) and the same counts within the first hour.
+
+    Accounts (``account_*`` arrays, one row per account): registration time (hours, negative = before day 0),
+    active days in the 90 days before day 0, whether removed, follower counts. ``follows`` is the CSR follow graph
+    (row follows column). ``interest_estimate`` is the platform's inferred topic profile of each audience user,
+    ``last_session`` the start of each audience user's previous session (-inf if none).
+    """
+
+    __slots__ = (
+        "now", "step", "step_minutes", "n_posts", "n_accounts", "n_audience", "topics", "max_post_age_minutes",
+        "post_author", "post_created", "post_topic", "post_candidate", "post_paid_label", "post_removed",
+        "post_views", "post_served_views", "post_engagements", "post_first_hour_views",
+        "post_first_hour_engagements",
+        "account_registered_hours", "account_prior_active_days", "account_removed", "follows",
+        "interest_estimate", "last_session",
+    )
+
+    def __init__(self, **observables):
+        for name in self.__slots__:
+            value = observables.pop(name)
+            if isinstance(value, np.ndarray):
+                value = _ro(value)
+            object.__setattr__(self, name, value)
+        if observables:
+            raise TypeError(f"not observable: {sorted(observables)}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("PlatformView is read-only")
+
+    def recent_posts(self) -> np.ndarray:
+        """Ids of posts created in ``[now - max_post_age, now)``: the posts a feed may show (before filtering)."""
+        lo = int(np.searchsorted(self.post_created[: self.n_posts], self.now - self.max_post_age_minutes, "left"))
+        hi = int(np.searchsorted(self.post_created[: self.n_posts], self.now, "left"))
+        return np.arange(lo, hi)
+
+    def distributable(self, posts: np.ndarray) -> np.ndarray:
+        """Mask of ``posts`` that may be shown: not removed, author not removed, created before now."""
+        return (~self.post_removed[posts]) & (~self.account_removed[self.post_author[posts]]) & (
+            self.post_created[posts] < self.now)
+
+
+def make_view(world, now: float) -> PlatformView:
+    """Assemble the observable view of ``world`` (an :class:`simulator.model.AuditWorld`) at time ``now``."""
+    posts, pop = world.posts, world.population
+    n = posts.n
+    follows: sp.csr_matrix = pop.follows.matrix
+    return PlatformView(
+        now=float(now), step=int(world.steps), step_minutes=world.step_minutes, n_posts=n, n_accounts=pop.n,
+        n_audience=pop.n_audience, topics=world.scenario.population.topics,
+        max_post_age_minutes=world.scenario.feed.max_post_age_hours * MINUTES_PER_HOUR,
+        post_author=posts.author[:n], post_created=posts.created[:n], post_topic=posts.topic[:n],
+        post_candidate=posts.candidate[:n], post_paid_label=posts.paid_label[:n], post_removed=posts.removed[:n],
+        post_views=posts.views[:n], post_served_views=posts.served_views[:n], post_engagements=posts.engagements[:n],
+        post_first_hour_views=posts.first_hour_views[:n],
+        post_first_hour_engagements=posts.first_hour_engagements[:n],
+        account_registered_hours=pop.registered_hours, account_prior_active_days=pop.prior_active_days,
+        account_removed=world.account_removed, follows=follows,
+        interest_estimate=pop.interest_estimate, last_session=world.audience.last_session,
+    )
+
+
+class Platform(mesa.Agent):
+    """The platform: owns the feed ranker and serves the feeds requested in a step."""
+
+    def __init__(self, model, ranker):
+        super().__init__(model)
+        self.ranker = ranker
+        self.stream = model.streams.ranker
+
+    def serve(self, users: np.ndarray):
+        from .ranking.base import FeedRequest, check_feeds
+
+        view = make_view(self.model, self.model.now)
+        feeds = self.ranker.rank(FeedRequest(users=users, feed_size=self.model.scenario.feed.feed_size), view,
+                                 self.stream)
+        return check_feeds(feeds, users.size, self.model.scenario.feed.feed_size, view)

@@ -1,0 +1,254 @@
+"""The account population: one row per account, and the follow graph as a sparse matrix.
+
+Rows are laid out as ``[organic users (recruits among them) | candidates | influencers | bots]``. Ground truth
+(true kind, real interests, support) lives here and is read by the world's actors and by the metrics; the
+platform sees accounts only through :class:`simulator.platform.PlatformView`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import Scenario
+
+HOURS_PER_DAY = 24.0
+
+
+class Kind(IntEnum):
+    """True kind of an account: ground truth for scoring, never visible to the platform."""
+
+    ORGANIC = 0
+    RECRUITED = 1
+    BOT = 2
+    INFLUENCER = 3
+    CANDIDATE = 4
+
+
+#: Attribution routes of spec §5, in column order of every per-route array.
+ROUTES = ("organic", "recruited", "bot", "paid")
+#: Route credited for an account of each kind (candidates' official accounts are authentic: organic).
+ROUTE_OF_KIND = np.array([0, 1, 2, 3, 0], dtype=np.int8)
+
+
+def influencer_followers(count: int, combined: float, largest: float) -> np.ndarray:
+    """Real-scale follower counts of ``count`` influencers: a Zipf-like law f_i = largest·(i+1)^-a whose sum is
+    ``combined`` (a found by bisection), so the largest has ``largest`` followers (spec §6: 1.1M of 8M)."""
+    if count == 0:
+        return np.zeros(0)
+    if count == 1 or largest * count <= combined:
+        return np.full(count, combined / count)
+    ranks = np.arange(1, count + 1, dtype=float)
+    lo, hi = 0.0, 20.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if (largest * ranks ** -mid).sum() > combined:
+            lo = mid
+        else:
+            hi = mid
+    return largest * ranks ** -hi
+
+
+@dataclass
+class FollowGraph:
+    """Who follows whom: CSR matrix, row = follower, column = followee. New follows are buffered and merged daily."""
+
+    matrix: sp.csr_matrix
+    _pending_rows: list
+    _pending_cols: list
+
+    @classmethod
+    def from_edges(cls, n: int, rows: np.ndarray, cols: np.ndarray) -> "FollowGraph":
+        g = cls(sp.csr_matrix((n, n), dtype=np.int8), [], [])
+        g.matrix = _edges_to_csr(n, rows, cols)
+        return g
+
+    def add(self, followers: np.ndarray, followees: np.ndarray) -> None:
+        if followers.size:
+            self._pending_rows.append(followers.astype(np.int32))
+            self._pending_cols.append(followees.astype(np.int32))
+
+    def merge_pending(self) -> int:
+        """Add the buffered follows to the matrix; returns how many edges were new."""
+        if not self._pending_rows:
+            return 0
+        before = self.matrix.nnz
+        coo = self.matrix.tocoo()
+        rows = np.concatenate([coo.row.astype(np.int32)] + self._pending_rows)
+        cols = np.concatenate([coo.col.astype(np.int32)] + self._pending_cols)
+        self._pending_rows, self._pending_cols = [], []
+        self.matrix = _edges_to_csr(self.matrix.shape[0], rows, cols)
+        return self.matrix.nnz - before
+
+    def follower_counts(self) -> np.ndarray:
+        return np.bincount(self.matrix.indices, minlength=self.matrix.shape[1])
+
+
+def _edges_to_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    keep = rows != cols
+    m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.int8), (rows[keep], cols[keep])), shape=(n, n))
+    m.sum_duplicates()
+    m.data[:] = 1
+    m.sort_indices()
+    return m
+
+
+@dataclass
+class Population:
+    """All accounts of one world. Arrays have one row per account unless named ``audience_*``."""
+
+    kind: np.ndarray                 # int8 Kind, ground truth
+    n_audience: int                  # rows [0, n_audience) are people who open the app (organic + recruited)
+    candidate_rows: np.ndarray       # row of each candidate's official account, in candidates.names order
+    influencer_rows: np.ndarray
+    bot_rows: np.ndarray
+    recruit_rows: np.ndarray
+    interests: np.ndarray            # float32 (n, topics), rows sum to 1; ground truth tastes
+    interest_estimate: np.ndarray    # float32 (n_audience, topics): the platform's inferred profile (observable)
+    support: np.ndarray              # float64 (n_audience, n_candidates + 1), last column = undecided
+    start_support: np.ndarray        # copy of support at day 0
+    leading: np.ndarray              # int8 argmax of start support per account (-1 = undecided), homophily group
+    activity_rate: np.ndarray        # float32 relative session rate of audience users (mean 1)
+    registered_hours: np.ndarray     # float64 registration time in hours relative to day 0 (observable)
+    prior_active_days: np.ndarray    # int16 active days in the 90 days before day 0 (observable history)
+    influencer_real_followers: np.ndarray
+    follows: FollowGraph
+
+    @property
+    def n(self) -> int:
+        return self.kind.shape[0]
+
+    @property
+    def audience_mask_o(self) -> np.ndarray:
+        """The audience O of spec §5: organic users that were not recruited (rows [0, n_audience))."""
+        return self.kind[: self.n_audience] == Kind.ORGANIC
+
+
+def build_population(s: Scenario, rng: np.random.Generator) -> Population:
+    """Draw a world. Every draw comes from ``rng`` (the ``population`` stream) in a fixed order."""
+    pop, cand = s.population, s.candidates
+    n_org = pop.organic_users
+    n_cand = len(cand.names)
+    inf = s.campaign.influencers
+    n_inf = inf.count
+    n_bots = int(round(s.campaign.bots.bot_share * n_org))
+    n = n_org + n_cand + n_inf + n_bots
+    c0, i0, b0 = n_org, n_org + n_cand, n_org + n_cand + n_inf
+    candidate_rows = np.arange(c0, i0)
+    influencer_rows = np.arange(i0, b0)
+    bot_rows = np.arange(b0, n)
+
+    kind = np.zeros(n, dtype=np.int8)
+    kind[candidate_rows] = Kind.CANDIDATE
+    kind[influencer_rows] = Kind.INFLUENCER
+    kind[bot_rows] = Kind.BOT
+    n_recruits = int(round(s.campaign.recruits.recruited_share * n_org))
+    recruit_rows = np.sort(rng.choice(n_org, size=n_recruits, replace=False)) if n_recruits else np.zeros(0, int)
+    kind[recruit_rows] = Kind.RECRUITED
+
+    # Interests: Dirichlet tastes for everyone; bots and candidates are political.
+    k = pop.topics
+    interests = rng.dirichlet(np.full(k, pop.interest_concentration), size=n).astype(np.float32)
+    political = np.zeros(k, dtype=np.float32)
+    political[0] = 1.0
+    interests[candidate_rows] = political
+    interests[bot_rows] = political
+    # The platform's profile of each user: the truth seen through noise (learned from history before day 0).
+    noise = rng.dirichlet(np.full(k, 1.0), size=n_org).astype(np.float32)
+    interest_estimate = 0.8 * interests[:n_org] + 0.2 * noise
+
+    # Support over candidates + undecided around the baseline; recruits lean to the target.
+    base = np.array(list(cand.baseline_support) + [1.0 - sum(cand.baseline_support)])
+    support = rng.dirichlet(base * cand.support_concentration, size=n_org)
+    support = np.clip(support, 1e-9, None)
+    support /= support.sum(axis=1, keepdims=True)
+    target = cand.names.index(cand.target)
+    if n_recruits:
+        towards = np.zeros(n_cand + 1)
+        towards[target] = 1.0
+        support[recruit_rows] = 0.3 * support[recruit_rows] + 0.7 * towards
+    leading = np.full(n, -1, dtype=np.int8)
+    lead_org = np.argmax(support, axis=1)
+    leading[:n_org] = np.where(lead_org == n_cand, -1, lead_org)
+    leading[candidate_rows] = np.arange(n_cand)
+    leading[bot_rows] = target
+
+    act = s.activity
+    sigma = act.activity_dispersion
+    activity_rate = rng.lognormal(-0.5 * sigma * sigma, sigma, size=n_org).astype(np.float32)
+
+    # Observable history. Organic accounts registered over the last 8 years; bots dormancy_days ago.
+    registered = -rng.uniform(30, 8 * 365, size=n) * HOURS_PER_DAY
+    bots = s.campaign.bots
+    registered[bot_rows] = -(bots.dormancy_days + rng.uniform(0, 30, size=n_bots)) * HOURS_PER_DAY
+    prior = rng.binomial(90, act.daily_active_share * np.minimum(1.0, activity_rate), size=n_org)
+    prior_active = np.zeros(n, dtype=np.int16)
+    prior_active[:n_org] = prior
+    prior_active[candidate_rows] = 90
+    prior_active[influencer_rows] = 90
+    prior_active[bot_rows] = rng.binomial(90, min(1.0, act.daily_active_share * bots.dormant_activity), size=n_bots)
+
+    # ---------------------------------------------------------------- follow graph
+    rows, cols = [], []
+    # 1. Ordinary follows: heavy-tailed popularity, homophilous by leading candidate.
+    popularity = rng.pareto(pop.popularity_exponent, size=n_org) + 1.0
+    out_deg = rng.poisson(rng.lognormal(np.log(pop.mean_follows) - 0.5, 1.0, size=n_org))
+    follower = np.repeat(np.arange(n_org, dtype=np.int32), out_deg)
+    m = follower.size
+    groups = leading[:n_org].astype(np.int64) + 1  # 0 = undecided
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    cum = np.cumsum(popularity[order])
+    n_groups = n_cand + 1
+    g_start = np.searchsorted(g_sorted, np.arange(n_groups), side="left")
+    g_end = np.searchsorted(g_sorted, np.arange(n_groups), side="right")
+    cum0 = np.concatenate([[0.0], cum])
+    same = rng.random(m) < pop.follow_homophily
+    u = rng.random(m)
+    g_of = groups[follower]
+    lo = np.where(same, cum0[g_start[g_of]], 0.0)
+    hi = np.where(same, cum0[g_end[g_of]], cum0[-1])
+    pick = np.searchsorted(cum, lo + u * (hi - lo), side="right")
+    pick = np.minimum(pick, n_org - 1)
+    rows.append(follower)
+    cols.append(order[pick].astype(np.int32))
+    # 2. Candidates' official accounts, mostly followed by their supporters.
+    mean_support = support[:, :n_cand].mean(axis=0)
+    for c in range(n_cand):
+        p = np.clip(cand.follower_share[c] * support[:, c] / mean_support[c], 0.0, 1.0)
+        who = np.flatnonzero(rng.random(n_org) < p).astype(np.int32)
+        rows.append(who)
+        cols.append(np.full(who.size, candidate_rows[c], dtype=np.int32))
+    # 3. Influencers: follower shares kept at real-scale fractions (spec §1).
+    real_followers = influencer_followers(n_inf, inf.combined_followers, inf.largest_followers)
+    shares = np.minimum(real_followers / pop.real_users, 1.0)
+    for i in range(n_inf):
+        who = np.flatnonzero(rng.random(n_org) < shares[i]).astype(np.int32)
+        rows.append(who)
+        cols.append(np.full(who.size, influencer_rows[i], dtype=np.int32))
+    # 4. Bots follow each other, the target's account and the influencers; few organic users follow bots.
+    if n_bots:
+        per_bot = min(20, n_bots - 1)
+        if per_bot > 0:
+            rows.append(np.repeat(bot_rows, per_bot).astype(np.int32))
+            cols.append(rng.choice(bot_rows, size=n_bots * per_bot).astype(np.int32))
+        rows.append(bot_rows.astype(np.int32))
+        cols.append(np.full(n_bots, candidate_rows[target], dtype=np.int32))
+        if n_inf:
+            rows.append(np.repeat(bot_rows, n_inf).astype(np.int32))
+            cols.append(np.tile(influencer_rows, n_bots).astype(np.int32))
+        n_org_followers = rng.poisson(0.5, size=n_bots)
+        rows.append(rng.integers(0, n_org, size=int(n_org_followers.sum())).astype(np.int32))
+        cols.append(np.repeat(bot_rows, n_org_followers).astype(np.int32))
+    follows = FollowGraph.from_edges(n, np.concatenate(rows), np.concatenate(cols))
+
+    return Population(
+        kind=kind, n_audience=n_org, candidate_rows=candidate_rows, influencer_rows=influencer_rows,
+        bot_rows=bot_rows, recruit_rows=recruit_rows, interests=interests, interest_estimate=interest_estimate,
+        support=support, start_support=support.copy(), leading=leading, activity_rate=activity_rate,
+        registered_hours=registered, prior_active_days=prior_active,
+        influencer_real_followers=real_followers, follows=follows,
+    )

@@ -1,0 +1,177 @@
+"""Run folders: atomic writes, the manifest, metrics.json and timeseries.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+from .audit import WORLDS, AuditResult, distinct_worlds
+from .config import config_hash, scenario_to_dict
+from .metrics import SCHEMA_VERSION
+
+DEPENDENCIES = ("numpy", "scipy", "mesa", "matplotlib", "tqdm", "networkx")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename: never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_json(obj) -> str:
+    """Canonical JSON: sorted keys, fixed separators, so equal results give byte-identical files."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def dependency_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def metrics_document(result: AuditResult) -> dict:
+    s = result.scenario
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": s.name,
+        "config_hash": config_hash(s),
+        "seed": result.seed,
+        "replicates": len(result.replicates),
+        "worlds": {w: distinct_worlds(s)[w] for w in WORLDS},
+        "metrics": result.metrics,
+        "per_replicate": [dict(sorted(r.metrics.items())) for r in result.replicates],
+    }
+
+
+def manifest_document(result: AuditResult, *, scenario_path: str, argv: list[str], started_at: str,
+                      wall_time: float, extra: dict | None = None) -> dict:
+    s = result.scenario
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": s.name,
+        "scenario_path": scenario_path,
+        "config": scenario_to_dict(s),
+        "config_hash": config_hash(s),
+        "seed": result.seed,
+        "replicates": len(result.replicates),
+        "spawn_keys": [list(r.spawn_key) for r in result.replicates],
+        "worlds": {w: distinct_worlds(s)[w] for w in WORLDS},
+        "command": argv,
+        "package": {"name": "simulator", "version": __version__},
+        "dependencies": dependency_versions(),
+        "git_commit": git_commit(),
+        "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        "started_at": started_at,
+        "wall_time_seconds": round(wall_time, 3),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def timeseries_rows(result: AuditResult) -> tuple[list[str], list[list]]:
+    """Per replicate and day: target impressions and cumulative reach in each paired world, share of voice per
+    candidate and expected vote shares (campaign world)."""
+    names = list(result.scenario.candidates.names)
+    header = ["replicate", "day"]
+    header += [f"target_impressions_{w}" for w in WORLDS] + [f"cumulative_reach_{w}" for w in WORLDS]
+    header += [f"share_of_voice_{c}" for c in names] + [f"vote_share_{c}" for c in names]
+    rows = []
+    for r in result.replicates:
+        series = {w: r.outcomes[w].series for w in WORLDS}
+        days = series["campaign"]["day"]
+        for i, day in enumerate(days):
+            row = [r.replicate, int(day)]
+            row += [int(series[w]["target_impressions"][i]) for w in WORLDS]
+            row += [int(series[w]["cumulative_reach"][i]) for w in WORLDS]
+            cand = series["campaign"]["candidate_impressions"][i]
+            total = sum(cand)
+            row += [_num(c / total) if total else "" for c in cand]
+            row += [_num(v) for v in series["campaign"]["vote_shares"][i]]
+            rows.append(row)
+    return header, rows
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_run(folder: Path, result: AuditResult, manifest: dict) -> list[Path]:
+    """Write metrics.json, timeseries.csv, plots and (last) manifest.json into ``folder``."""
+    from .plots import plot_run
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    header, rows = timeseries_rows(result)
+    atomic_write_text(folder / "timeseries.csv", csv_text(header, rows))
+    written = [folder / "timeseries.csv"]
+    written += plot_run(folder, result)
+    atomic_write_text(folder / "metrics.json", dumps_json(metrics_document(result)))
+    atomic_write_text(folder / "manifest.json", dumps_json(manifest))
+    return written + [folder / "metrics.json", folder / "manifest.json"]
+
+
+def default_run_folder(scenario_name: str, seed: int) -> Path:
+    return Path("results") / f"{scenario_name}-seed{seed}"
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name] + sys.argv[1:]
