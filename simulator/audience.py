@@ -37,6 +37,8 @@ class Audience:
         self.base = np.array([getattr(scenario.engagement, t) for t in ENGAGEMENT_TYPES], dtype=np.float32)
         self.is_recruit = population.kind[:n] == Kind.RECRUITED
         self.post_weight = population.activity_rate.astype(np.float64)
+        # Interest in a topic is taken relative to the user's favourite topic (1 = favourite).
+        self.inv_top_interest = 1.0 / population.interests[:n].max(axis=1)
 
     def sessions(self, step: int) -> np.ndarray:
         """Sorted audience rows that open the app this step (at most one feed per user per step)."""
@@ -48,16 +50,17 @@ class Audience:
         u = self.activity_rng.random(n)
         return np.flatnonzero(self.active_today & (u < p))
 
-    def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, campaign_on: bool) -> np.ndarray:
+    def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, recruits_active: bool) -> np.ndarray:
         """Engagement draws for aligned impressions: bool (impressions, types) in ``ENGAGEMENT_TYPES`` order.
 
-        P(type) = base × (K · interest in topic)^interest_weight × alignment × (1 + social_proof · log10(1 +
+        P(type) = base × (interest in topic ÷ interest in favourite topic)^interest_weight × alignment × (1 + social_proof · log10(1 +
         likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight × support for the post's candidate
-        on political posts, 1 otherwise. Recruits engage target posts ``engagement_boost`` times more.
+        on political posts, 1 otherwise. Once recruited, recruits engage target posts ``engagement_boost`` times
+        more.
         """
         e = self.s.engagement
         topic = table.topic[posts].astype(np.int64)
-        m = (self.pop.interests[users, topic] * self.s.population.topics) ** e.interest_weight
+        m = (self.pop.interests[users, topic] * self.inv_top_interest[users]) ** e.interest_weight
         cand = table.candidate[posts].astype(np.int64)
         political = cand >= 0
         align = np.ones_like(m)
@@ -65,7 +68,7 @@ class Audience:
             align[political] = 0.2 + e.alignment_weight * self.pop.support[users[political], cand[political]]
         likes = table.engagements[posts, 1]
         m = m * align * (1.0 + e.social_proof * np.log10(1.0 + likes)) * table.quality[posts]
-        if campaign_on:
+        if recruits_active:   # recruited users answer the off-platform call once it has opened
             boost = self.is_recruit[users] & (cand == target)
             if boost.any():
                 m = np.where(boost, m * self.s.campaign.recruits.engagement_boost, m)

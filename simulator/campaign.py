@@ -13,7 +13,7 @@ from collections import defaultdict
 import mesa
 import numpy as np
 
-from .content import COMMENT, FOLLOW, LIKE, SHARE, WATCH, PostDrafts
+from .content import COMMENT, FOLLOW, LIKE, SHARE, WATCH
 
 MINUTES_PER_DAY = 1440.0
 #: bit of each engagement type in a directed event's type mask
@@ -80,24 +80,16 @@ class Influencer(mesa.Agent):
         self.earned = 0.0
 
     def step(self) -> None:
-        """Post what is due this step: unpaid everyday content, and any paid target post (if the campaign is on)."""
+        """Post the paid target posts due this step (planned in both worlds, created only if the campaign is on)."""
         m = self.model
-        t0, t1 = m.now, m.now + m.step_minutes
-        drafts: PostDrafts = m.drafts
-        s = m.scenario
-        stream = m.streams.content
-        p = s.campaign.influencers.posts_per_day * s.step_hours / 24.0
-        if stream.random() < p:   # everyday, non-political posts (also in the inert world: a real account)
-            topic = 1 + int(stream.integers(0, s.population.topics - 1))
-            drafts.add(self.row, t0 + stream.random() * m.step_minutes, topic, -1,
-                       stream.lognormal(0.0, s.activity.post_quality_sigma), source="influencer_unpaid")
+        t1 = m.now + m.step_minutes
         while self.next_paid < self.paid_times.size and self.paid_times[self.next_paid] < t1:
             j = self.next_paid
             self.next_paid += 1
             m.operator.planned_target_posts += 1
             if m.campaign_enabled:
-                drafts.add(self.row, self.paid_times[j], 0, m.target, m.operator.paid_quality[self.row_index, j],
-                           sponsored=True, disclosed=bool(self.disclosed[j]), campaign=True, source="paid")
+                m.drafts.add(self.row, self.paid_times[j], 0, m.target, m.operator.paid_quality[self.row_index, j],
+                             sponsored=True, disclosed=bool(self.disclosed[j]), campaign=True, source="paid")
                 self.earned += self.price
 
     @property

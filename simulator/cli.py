@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -99,7 +100,7 @@ def _run(scenario, scenario_path: str, seed: int, args, folder: Path) -> int:
               file=sys.stderr, dynamic_ncols=True) as bar:
         result = run_audit(scenario, seed, args.replicates, progress=bar)
     wall = time.perf_counter() - t0
-    manifest = manifest_document(result, scenario_path=scenario_path, argv=command_line(), started_at=started,
+    manifest = manifest_document(result, scenario_path=scenario_path, argv=command_line(args.argv), started_at=started,
                                  wall_time=wall)
     write_run(folder, result, manifest)
     if not args.quiet:

@@ -8,7 +8,9 @@ load with a :class:`ScenarioError` naming the file, the field path, the value an
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import datetime
 import hashlib
 import json
 import math
@@ -80,7 +82,7 @@ class CandidatesConfig:
     names: tuple[str, ...] = spec(("target", "front_runner_a", "front_runner_b", "front_runner_c", "other"),
                                   doc="Candidate names, one official account each.", min_len=2)
     target: str = spec("target", doc="Name of the niche candidate the campaign promotes (must be in `names`).")
-    baseline_support: tuple[float, ...] = spec((0.05, 0.22, 0.20, 0.16, 0.12), unit="share", ge=0.0, le=1.0,
+    baseline_support: tuple[float, ...] = spec((0.05, 0.22, 0.20, 0.16, 0.12), unit="share", gt=0.0, lt=1.0,
                                                doc="Mean support per candidate at day 0 (spec §2, §6); the rest of "
                                                    "the mass (here 0.25) is `undecided`. Sum must be < 1.")
     support_concentration: float = spec(3.0, ge=0.05, le=1_000.0,
@@ -111,7 +113,7 @@ class ActivityConfig:
                                        doc="Share of organic posts that promote a candidate, chosen from the "
                                            "author's support.")
     post_quality_sigma: float = spec(0.6, ge=0.0, le=3.0,
-                                     doc="Log-normal sigma of a post's latent appeal (mean 1); drives organic "
+                                     doc="Log-normal sigma of a post's latent appeal (median 1); drives organic "
                                          "virality. Hidden from the platform.")
 
 
@@ -120,9 +122,9 @@ class FeedConfig:
     feed_size: int = spec(10, unit="posts", ge=1, le=100, doc="Posts in one feed (one session).")
     max_post_age_hours: float = spec(72.0, unit="hours", gt=0.0, le=24.0 * 60,
                                      doc="Posts older than this are no longer distributed.")
-    candidates_per_feed: int = spec(20, unit="posts", ge=1, le=1_000,
+    candidates_per_feed: int = spec(16, unit="posts", ge=1, le=1_000,
                                     doc="Out-of-network candidates retrieved per feed before ranking.")
-    in_network_per_feed: int = spec(20, unit="posts", ge=0, le=1_000,
+    in_network_per_feed: int = spec(10, unit="posts", ge=0, le=1_000,
                                     doc="Newest in-network posts (new since the user's last session) considered "
                                         "per feed.")
 
@@ -137,7 +139,8 @@ class EngagementConfig:
     follow: float = spec(0.004, unit="probability", ge=0.0, le=1.0,
                          doc="Base probability of following the author.")
     interest_weight: float = spec(1.0, ge=0.0, le=5.0,
-                                  doc="Exponent on the user's interest in the post's topic (relative to uniform).")
+                                  doc="Exponent on the user's interest in the post's topic relative to their favourite topic "
+                                      "(base rates are those of a post on the favourite topic).")
     alignment_weight: float = spec(3.0, ge=0.0, le=50.0,
                                    doc="Political posts: engagement multiplier is 0.2 + weight × the user's "
                                        "support for the post's candidate.")
@@ -258,7 +261,8 @@ class OpinionConfig:
 @dataclass(frozen=True)
 class Scenario:
     name: str = spec("romania_2024", doc="Scenario name, used for the default results folder.")
-    description: str = spec("", doc="Free text.")
+    description: str = spec("TikTok campaign for a niche candidate: dormant bots woken 13 days before the vote, "
+                            "$381,000 of undisclosed influencer posts, recruited real users.", doc="Free text.")
     days: int = spec(30, unit="days", ge=1, le=365, doc="Length of the run; the vote is at the end of the last day.")
     step_hours: int = spec(1, unit="hours", choices=(1, 2, 3, 4, 6, 8, 12, 24), doc="Length of one step.")
     seed: int = spec(2024, ge=0, le=2**63 - 1, doc="Root seed when the command line gives none.")
@@ -301,16 +305,23 @@ def _fmt(value: Any) -> str:
     return json.dumps(value, default=str) if isinstance(value, (list, tuple, dict)) else str(value)
 
 
+def _bound(x: float) -> str:
+    """A bound written exactly: integers in full (with _ separators), other numbers in shortest repr."""
+    if float(x).is_integer() and abs(x) < 2**63:
+        return f"{int(x):_}"
+    return repr(float(x))
+
+
 def _range_text(meta: dict) -> str:
     parts = []
     if meta.get("ge") is not None:
-        parts.append(f"≥ {meta['ge']:g}")
+        parts.append(f"≥ {_bound(meta['ge'])}")
     if meta.get("gt") is not None:
-        parts.append(f"> {meta['gt']:g}")
+        parts.append(f"> {_bound(meta['gt'])}")
     if meta.get("le") is not None:
-        parts.append(f"≤ {meta['le']:g}")
+        parts.append(f"≤ {_bound(meta['le'])}")
     if meta.get("lt") is not None:
-        parts.append(f"< {meta['lt']:g}")
+        parts.append(f"< {_bound(meta['lt'])}")
     if meta.get("choices") is not None:
         parts.append("one of " + ", ".join(_fmt(c) for c in meta["choices"]))
     return " and ".join(parts)
@@ -380,7 +391,12 @@ def _build(cls: type, raw: Any, ctx: _Ctx, prefix: str) -> Any:
     for key in raw:
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ScenarioError(f"{ctx.source}: {prefix}{key}: unknown field (allowed here: {known})")
+            path, value = prefix + key, raw[key]
+            while isinstance(value, dict) and len(value) == 1:   # name the full path of a --set into nowhere
+                (sub, value), = value.items()
+                path += "." + sub
+            raise ScenarioError(f"{ctx.source}: {path}: unknown field ({prefix}{key} is not a field; allowed at "
+                                f"this level: {known})")
     kwargs = {}
     for name, (f, t) in fields.items():
         path = prefix + name
@@ -436,8 +452,6 @@ def _cross_checks(s: Scenario, ctx: _Ctx) -> None:
     if sum(c.baseline_support) >= 1.0:
         ctx.fail("candidates.baseline_support", list(c.baseline_support), "values summing to less than 1 "
                                                                            "(the rest is undecided)")
-    if min(c.baseline_support) <= 0:
-        ctx.fail("candidates.baseline_support", list(c.baseline_support), "values > 0")
     if s.campaign.influencers.largest_followers > s.campaign.influencers.combined_followers:
         ctx.fail("campaign.influencers.largest_followers", s.campaign.influencers.largest_followers,
                  f"a number ≤ campaign.influencers.combined_followers ({s.campaign.influencers.combined_followers:g})")
@@ -457,9 +471,17 @@ def _cross_checks(s: Scenario, ctx: _Ctx) -> None:
     from .ranking import load_ranker_class  # a user ranker must import and have the documented method
 
     try:
-        load_ranker_class(name)
+        cls = load_ranker_class(name)
     except Exception as exc:  # noqa: BLE001 - reported as one line
         ctx.fail("ranker.name", name, f"an importable ranker class ({exc})")
+    import inspect
+
+    try:
+        inspect.signature(cls).bind(None, **s.ranker.options)
+    except TypeError as exc:
+        ctx.fail("ranker.options", s.ranker.options, f"keyword arguments {name} accepts ({exc})")
+    except ValueError:
+        pass   # no introspectable signature: the constructor will judge
 
 
 def _is_dotted_path(name: str) -> bool:
@@ -508,21 +530,23 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {literal}")["v"]
     except tomllib.TOMLDecodeError:
         value = literal
+    if isinstance(value, (datetime.date, datetime.time)):   # no field is a date: a date-like word is text
+        value = literal
     return path, value
 
 
 def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
     """Return a copy of ``raw`` with each dotted path set. Unknown paths are caught by validation."""
-    out = json.loads(json.dumps(raw))
+    out = copy.deepcopy(raw)
     for path, value in overrides:
         node = out
         parts = path.split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             nxt = node.get(p)
-            if nxt is None:
+            if nxt is None:   # an unknown section is reported by validation, with the file and the full path
                 nxt = node[p] = {}
             if not isinstance(nxt, dict):
-                raise ScenarioError(f"--set {path}: {p} is not a section")
+                raise ScenarioError(f"--set {path}: {'.'.join(parts[: i + 1])} is a field, not a section")
             node = nxt
         node[parts[-1]] = value
     return out

@@ -27,7 +27,7 @@ class PostTable:
         "views": np.int32, "served_views": np.int32, "first_hour_views": np.int32,
         # ground truth
         "quality": np.float32, "sponsored": np.bool_, "disclosed": np.bool_, "campaign": np.bool_,
-        "has_credit": np.bool_,
+        "has_credit": np.bool_, "impressions_o": np.int32,   # impressions served to the audience O
     }
     _MATRICES = {"engagements": (len(ENGAGEMENT_TYPES), np.int32),
                  "first_hour_engagements": (len(ENGAGEMENT_TYPES), np.int32),
@@ -55,6 +55,21 @@ class PostTable:
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
         self._cap = cap
+
+    def count(self, column: str, ids: np.ndarray, cols: np.ndarray | None = None) -> None:
+        """``column[id] += 1`` (or ``column[id, col] += 1``) per occurrence, by a bincount over the span of ``ids``
+        (recent posts) rather than the slow ``ufunc.at`` or a pass over the whole table."""
+        if ids.size == 0:
+            return
+        arr = getattr(self, column)
+        lo = int(ids.min())
+        span = int(ids.max()) - lo + 1
+        if cols is None:
+            arr[lo: lo + span] += np.bincount(ids - lo, minlength=span).astype(arr.dtype)
+        else:
+            width = arr.shape[1]
+            counts = np.bincount((ids - lo) * width + cols, minlength=span * width)
+            arr[lo: lo + span] += counts.reshape(span, width).astype(arr.dtype)
 
     def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, candidate: np.ndarray,
             quality: np.ndarray, sponsored: np.ndarray | bool = False, disclosed: np.ndarray | bool = False,

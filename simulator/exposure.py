@@ -24,7 +24,6 @@ class ExposureLedger:
         self.reached = np.zeros(population.n_audience, dtype=bool)
         self.route_impressions = np.zeros(N_ROUTES)
         self.candidate_impressions = np.zeros(n_candidates, dtype=np.int64)
-        self.author_impressions = np.zeros(population.n, dtype=np.int64)
         self.impressions_o = 0
 
     def record(self, users: np.ndarray, posts: np.ndarray, routes: np.ndarray, table, kind: np.ndarray) -> None:
@@ -32,8 +31,7 @@ class ExposureLedger:
         o = self.in_o[users]
         users, posts, routes = users[o], posts[o], routes[o]
         self.impressions_o += posts.size
-        authors = table.author[posts]
-        self.author_impressions += np.bincount(authors, minlength=self.author_impressions.size)
+        table.count("impressions_o", posts)
         cand = table.candidate[posts]
         political = cand >= 0
         self.candidate_impressions += np.bincount(cand[political], minlength=self.candidate_impressions.size)
@@ -44,6 +42,10 @@ class ExposureLedger:
         self.target_impressions += int(t.sum())
         self.reached[users[t]] = True
         self.route_impressions += credit_routes(tp, tr, table, kind).sum(axis=0)
+
+    def author_impressions(self, table, n_accounts: int) -> np.ndarray:
+        """Impressions served to O per author account."""
+        return np.bincount(table.author[: table.n], weights=table.impressions_o[: table.n], minlength=n_accounts)
 
     @property
     def reach(self) -> int:

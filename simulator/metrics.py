@@ -61,7 +61,7 @@ class WorldOutcome:
             persuadable_reach=ledger.persuadable_reach,
             candidate_impressions=[int(v) for v in ledger.candidate_impressions],
             route_impressions=[float(v) for v in ledger.route_impressions],
-            gini=gini(ledger.author_impressions[authored]),
+            gini=gini(ledger.author_impressions(world.posts, world.population.n)[authored]),
             start_target_share=float(world.start_vote_shares[world.target]),
             end_target_share=float(end[world.target]),
             opinion_enabled=world.scenario.opinion.enabled, dollars=float(world.operator.dollars),

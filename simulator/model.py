@@ -47,8 +47,6 @@ class AuditWorld(mesa.Model):
         self.start_vote_shares = expected_vote_shares(pop.support, self.ledger.in_o)
         self.impressions_served = 0
         self.engagements = 0
-        self._day_target = 0
-        self._day_candidates = np.zeros(len(s.candidates.names), dtype=np.int64)
         reporters = {
             "day": lambda m: m.day,
             "target_impressions": lambda m: m.ledger.target_impressions - m._day_target_start,
@@ -109,7 +107,8 @@ class AuditWorld(mesa.Model):
         # 3. Impressions and engagement.
         self.ledger.record(imp_users, imp_posts, imp_routes, table, pop.kind)
         self.impressions_served += imp_posts.size
-        engaged = self.audience.respond(imp_users, imp_posts, table, self.target, self.campaign_enabled)
+        recruits_active = self.campaign_enabled and t0 >= s.campaign.recruits.recruit_day * 1440.0
+        engaged = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)
         self._apply_engagement(imp_users, imp_posts, engaged, np.full(imp_posts.size, t0 + 0.5 * self.step_minutes),
                                served=True)
         # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
@@ -148,7 +147,16 @@ class AuditWorld(mesa.Model):
         for c in who:
             self.drafts.add(self.population.candidate_rows[c], when[c], 0, c, quality[c],
                             source="candidate_target" if c == self.target else "candidate")
-        self.agents_by_type[Influencer].do("step") if Influencer in self.agents_by_type else None
+        # Influencers' everyday (unpaid, non-political) posts: real accounts, so also in the inert world.
+        inf = self.population.influencer_rows
+        u = rng.random(inf.size)
+        when = t0 + rng.random(inf.size) * self.step_minutes
+        topic = 1 + rng.integers(0, s.population.topics - 1, size=inf.size)
+        quality = rng.lognormal(0.0, s.activity.post_quality_sigma, size=inf.size)
+        who = u < s.campaign.influencers.posts_per_day * s.step_hours / 24.0
+        self.drafts.add(inf[who], when[who], topic[who], -1, quality[who], source="influencer_unpaid")
+        if Influencer in self.agents_by_type:
+            self.agents_by_type[Influencer].do("step")
         self.operator.post()
 
     def _apply_engagement(self, accounts: np.ndarray, posts: np.ndarray, engaged: np.ndarray, times: np.ndarray,
@@ -157,40 +165,22 @@ class AuditWorld(mesa.Model):
         table = self.posts
         if posts.size == 0:
             return
-        _count_into(table.views, posts)
+        table.count("views", posts)
         if served:
-            _count_into(table.served_views, posts)
+            table.count("served_views", posts)
         rows, types = np.nonzero(engaged)
         if rows.size:
-            _count_pairs_into(table.engagements, posts[rows], types)
+            table.count("engagements", posts[rows], types)
             self.engagements += rows.size
             route = ROUTE_OF_KIND[self.population.kind[accounts[rows]]]
-            _count_pairs_into(table.engagement_by_route, posts[rows], route)
+            table.count("engagement_by_route", posts[rows], route)
         early = times - table.created[posts] < MINUTES_PER_HOUR
         if early.any():
-            _count_into(table.first_hour_views, posts[early])
+            table.count("first_hour_views", posts[early])
             er = early[rows]
             if er.any():
-                _count_pairs_into(table.first_hour_engagements, posts[rows][er], types[er])
+                table.count("first_hour_engagements", posts[rows][er], types[er])
         f = engaged[:, FOLLOW]
         if f.any():
             self.population.follows.add(accounts[f], table.author[posts[f]])
 
-
-def _count_into(column: np.ndarray, ids: np.ndarray) -> None:
-    """column[i] += occurrences of i in ids; cost bounded by the span of ids (recent posts), not the table."""
-    if ids.size == 0:
-        return
-    lo = int(ids.min())
-    counts = np.bincount(ids - lo)
-    column[lo: lo + counts.size] += counts.astype(column.dtype)
-
-
-def _count_pairs_into(matrix: np.ndarray, ids: np.ndarray, cols: np.ndarray) -> None:
-    """matrix[i, c] += occurrences of (i, c); bincount over the span of ids instead of a slow ufunc.at."""
-    if ids.size == 0:
-        return
-    lo = int(ids.min())
-    width = matrix.shape[1]
-    counts = np.bincount((ids - lo) * width + cols, minlength=(int(ids.max()) - lo + 1) * width)
-    matrix[lo: lo + counts.size // width] += counts.reshape(-1, width).astype(matrix.dtype)

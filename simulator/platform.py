@@ -30,8 +30,8 @@ class PlatformView:
     counts by type (columns ``watch, like, comment, share, follow``) and the same counts within the first hour.
 
     Accounts (``account_*`` arrays, one row per account): registration time (hours, negative = before day 0),
-    active days in the 90 days before day 0, whether removed, follower counts. ``follows`` is the CSR follow graph
-    (row follows column). ``interest_estimate`` is the platform's inferred topic profile of each audience user,
+    active days in the 90 days before day 0, whether removed. ``follows`` is the CSR follow graph (row follows
+    column; its arrays are read-only). ``interest_estimate`` is the platform's inferred topic profile of each audience user,
     ``last_session`` the start of each audience user's previous session (-inf if none).
     """
 
@@ -74,7 +74,7 @@ def make_view(world, now: float) -> PlatformView:
     n = posts.n
     follows: sp.csr_matrix = pop.follows.matrix
     return PlatformView(
-        now=float(now), step=int(world.steps), step_minutes=world.step_minutes, n_posts=n, n_accounts=pop.n,
+        now=float(now), step=int(world.steps_done), step_minutes=world.step_minutes, n_posts=n, n_accounts=pop.n,
         n_audience=pop.n_audience, topics=world.scenario.population.topics,
         max_post_age_minutes=world.scenario.feed.max_post_age_hours * MINUTES_PER_HOUR,
         post_author=posts.author[:n], post_created=posts.created[:n], post_topic=posts.topic[:n],

@@ -93,6 +93,8 @@ def _edges_to_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
     m.sum_duplicates()
     m.data[:] = 1
     m.sort_indices()
+    for a in (m.data, m.indices, m.indptr):   # the platform reads this matrix; nobody writes it in place
+        a.flags.writeable = False
     return m
 
 

@@ -28,6 +28,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -173,5 +176,6 @@ def default_run_folder(scenario_name: str, seed: int) -> Path:
     return Path("results") / f"{scenario_name}-seed{seed}"
 
 
-def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name] + sys.argv[1:]
+def command_line(argv: list[str] | None = None) -> list[str]:
+    """The command as the user would type it."""
+    return ["simulator"] + list(sys.argv[1:] if argv is None else argv)

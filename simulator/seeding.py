@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("mesa", "population", "activity", "content", "engagement", "ranker", "campaign", "opinion")
+STREAMS = ("mesa", "population", "activity", "content", "engagement", "ranker", "campaign")
 
 
 def replicate_seeds(seed: int, replicates: int) -> list[np.random.SeedSequence]:

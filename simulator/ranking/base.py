@@ -67,6 +67,11 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     routes = np.asarray(feeds.routes, dtype=np.int8)
     if routes.shape != posts.shape:
         raise FeedContractError("routes must have the shape of posts")
+    if not np.isin(routes[posts != EMPTY], (Route.FOLLOWED, Route.DISCOVERY, Route.ENGAGEMENT)).all():
+        raise FeedContractError("a route is not one of Route.FOLLOWED, DISCOVERY, ENGAGEMENT")
+    graduated = np.asarray(feeds.graduated, dtype=np.int64)
+    if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
+        raise FeedContractError("graduated lists a post id that does not exist")
     shown = posts[posts != EMPTY]
     if shown.size:
         if shown.min() < 0 or shown.max() >= view.n_posts:
@@ -76,7 +81,7 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
         s = np.sort(np.where(posts == EMPTY, -np.arange(1, posts.size + 1).reshape(posts.shape), posts), axis=1)
         if (s[:, 1:] == s[:, :-1]).any():
             raise FeedContractError("a feed holds the same post twice")
-    return Feeds(posts, routes, np.asarray(feeds.graduated, dtype=np.int64))
+    return Feeds(posts, routes, graduated)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ def compact_rows(posts: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ..
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k best scores per row, best first (ties: lower column first)."""
+    """Column indices of the k best scores per row, best first (deterministic tie order)."""
     n, c = scores.shape
     if c == 0:
         return np.zeros((n, 0), dtype=np.int64)
@@ -119,7 +124,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     else:
         part = np.broadcast_to(np.arange(c), (n, c)).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
 
 
@@ -253,6 +258,7 @@ class PostScores:
         return np.where(ok, self.values[np.where(ok, rel, 0)] if self.values.size else 0.0, -np.inf)
 
 
+#: Cold-start prior (the default scenario's base rates) used until a window holds 100 views.
 DEFAULT_RATES = np.array([0.3, 0.06, 0.01, 0.008, 0.004])
 
 
@@ -268,3 +274,11 @@ def interest_match(view: PlatformView, users: np.ndarray, posts: np.ndarray) -> 
     safe = np.where(posts == EMPTY, 0, posts)
     topic = view.post_topic[safe] if view.n_posts else np.zeros(posts.shape, np.int16)
     return view.interest_estimate[users[:, None], topic] * view.topics
+
+
+def count_by_post(ids: np.ndarray) -> tuple[int, np.ndarray]:
+    """(lo, counts) with counts[i] = occurrences of post lo + i; cost bounded by the span of ids."""
+    if ids.size == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    lo = int(ids.min())
+    return lo, np.bincount(ids - lo)

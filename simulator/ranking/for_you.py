@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, compact_rows, dedupe_rows,
-                   empty_feeds, in_network, interest_match, InterestSampler, top_k, weight_vector)
+                   count_by_post, empty_feeds, in_network, interest_match, InterestSampler, top_k, weight_vector)
 
 RETIRED = -1
 
@@ -96,36 +96,34 @@ class ForYouRanker:
         testing = self.stage[live] == 0
 
         # Reserved test slots: new posts to interest-matched users, never more than a batch still needs.
-        test = self._sampler(view).draw(view, users, live[testing], remaining[testing], s.test_slots, rng)
-        test = dedupe_rows(test)
+        sampler = self._sampler(view)
+        test = sampler.draw(view, users, live[testing], remaining[testing], s.test_slots, rng)
         test = _cap_by_quota(test, self.quota, self.served)
         # Ranked slots: in-network posts and graduated posts drawn by interest ∝ undelivered batch.
-        grown = self._sampler(view).draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
+        grown = sampler.draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed)
-        cand = dedupe_rows(np.concatenate([inn, grown], axis=1))
+        cand = dedupe_rows(np.concatenate([inn, grown], axis=1))   # a followed post keeps its in-network route
         routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
                                  np.full(grown.shape, Route.ENGAGEMENT, np.int8)], axis=1)
         score = PostScores(view, recent, self.weights, s.prior_views)(cand) * interest_match(view, users, cand)
         score = np.where(routes == Route.FOLLOWED, score * s.follow_boost, score)
-        best = top_k(score, k)
+        # Test posts may repeat ranked ones: take a few more than needed and drop repeats after the merge.
+        best = top_k(score, k + s.test_slots)
         ranked = np.where(np.take_along_axis(score, best, axis=1) == -np.inf, EMPTY,
                           np.take_along_axis(cand, best, axis=1))
         ranked_routes = np.take_along_axis(routes, best, axis=1)
         # Test posts first, then the ranked ones; drop repeats, keep feed_size.
         posts = np.concatenate([test, ranked], axis=1)
         all_routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
-        posts = dedupe_rows(posts)
-        posts, all_routes = compact_rows(posts, all_routes)
+        posts, all_routes = compact_rows(dedupe_rows(posts), all_routes)
         posts, all_routes = posts[:, :k], all_routes[:, :k]
         if posts.shape[1] < k:
             pad = k - posts.shape[1]
             posts = np.concatenate([posts, np.full((posts.shape[0], pad), EMPTY, np.int64)], axis=1)
             all_routes = np.concatenate([all_routes, np.zeros((posts.shape[0], pad), np.int8)], axis=1)
         # A post shown in-network to a follower does not use its out-of-network batch.
-        oon = posts[(posts != EMPTY) & (all_routes != Route.FOLLOWED)]
-        if oon.size:
-            ids, counts = np.unique(oon, return_counts=True)
-            self.served[ids] += counts
+        lo, counts = count_by_post(posts[(posts != EMPTY) & (all_routes != Route.FOLLOWED)])
+        self.served[lo: lo + counts.size] += counts
         return Feeds(posts, all_routes, graduated)
 
 
