@@ -39,6 +39,7 @@ class Audience:
         self.post_weight = population.activity_rate.astype(np.float64)
         # Interest in a topic is taken relative to the user's favourite topic (1 = favourite).
         self.inv_top_interest = 1.0 / population.interests[:n].max(axis=1)
+        self.interests_flat = population.interests.reshape(-1)
 
     def sessions(self, step: int) -> np.ndarray:
         """Sorted audience rows that open the app this step (at most one feed per user per step)."""
@@ -60,7 +61,10 @@ class Audience:
         """
         e = self.s.engagement
         topic = table.topic[posts].astype(np.int64)
-        m = (self.pop.interests[users, topic] * self.inv_top_interest[users]) ** e.interest_weight
+        k = self.s.population.topics
+        m = self.interests_flat[users.astype(np.int64) * k + topic] * self.inv_top_interest[users]
+        if e.interest_weight != 1.0:
+            m = m ** e.interest_weight
         cand = table.candidate[posts].astype(np.int64)
         political = cand >= 0
         align = np.ones_like(m)

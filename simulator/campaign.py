@@ -102,7 +102,7 @@ class CampaignOperator(mesa.Agent):
 
     def __init__(self, model):
         super().__init__(model)
-        s = model.scenario
+        s = model.config
         c = s.campaign
         pop = model.population
         rng = model.streams.campaign
@@ -140,7 +140,7 @@ class CampaignOperator(mesa.Agent):
     def post(self) -> None:
         """Bots' and recruits' posts for this step (drawn in both worlds, created only if the campaign is on)."""
         m = self.model
-        s = m.scenario
+        s = m.config
         c = s.campaign
         rng = m.streams.campaign
         t0, dt = m.now, m.step_minutes
@@ -178,7 +178,7 @@ class CampaignOperator(mesa.Agent):
         so the draws for campaign posts come from a plan made before the posts (counted by source).
         """
         m = self.model
-        c = m.scenario.campaign
+        c = m.config.campaign
         posts = m.posts
         rng = m.streams.campaign
         official = post_ids[sources == "candidate_target"]

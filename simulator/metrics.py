@@ -64,8 +64,8 @@ class WorldOutcome:
             gini=gini(ledger.author_impressions(world.posts, world.population.n)[authored]),
             start_target_share=float(world.start_vote_shares[world.target]),
             end_target_share=float(end[world.target]),
-            opinion_enabled=world.scenario.opinion.enabled, dollars=float(world.operator.dollars),
-            scale=world.scenario.scale,
+            opinion_enabled=world.config.opinion.enabled, dollars=float(world.operator.dollars),
+            scale=world.config.scale,
             series={k: list(v) for k, v in mv.items()},
         )
 

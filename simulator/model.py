@@ -31,7 +31,7 @@ class AuditWorld(mesa.Model):
     def __init__(self, scenario: Scenario, seed_sequence: np.random.SeedSequence):
         self.streams = RunStreams(seed_sequence)
         super().__init__(rng=self.streams.child("mesa"))
-        self.scenario = s = scenario
+        self.config = s = scenario
         self.step_minutes = s.step_hours * MINUTES_PER_HOUR
         self.campaign_enabled = s.campaign.enabled
         self.target = s.candidates.names.index(s.candidates.target)
@@ -71,12 +71,12 @@ class AuditWorld(mesa.Model):
 
     @property
     def day(self) -> int:
-        return int(self.steps_done // self.scenario.steps_per_day)
+        return int(self.steps_done // self.config.steps_per_day)
 
     _in_step = False
 
     def run(self, progress=None) -> "AuditWorld":
-        for _ in range(self.scenario.n_steps):
+        for _ in range(self.config.n_steps):
             self.step()
             if progress is not None:
                 progress.update(1)
@@ -91,7 +91,7 @@ class AuditWorld(mesa.Model):
             self._in_step = False
 
     def _step(self) -> None:
-        s = self.scenario
+        s = self.config
         step = self.steps_done
         t0 = self.now
         table, pop = self.posts, self.population
@@ -134,7 +134,7 @@ class AuditWorld(mesa.Model):
             self._day_candidates_start = self.ledger.candidate_impressions.copy()
 
     def _post(self, t0: float) -> None:
-        s = self.scenario
+        s = self.config
         self.operator.planned_target_posts = 0
         self.audience.post(self.drafts, t0, self.step_minutes, len(s.candidates.names) + 1)
         # Official candidate accounts post on a steady schedule.

@@ -49,6 +49,8 @@ class PlatformView:
             value = observables.pop(name)
             if isinstance(value, np.ndarray):
                 value = _ro(value)
+            elif sp.issparse(value):   # a new matrix object over read-only views of the same buffers (no copy)
+                value = sp.csr_matrix((_ro(value.data), _ro(value.indices), _ro(value.indptr)), shape=value.shape)
             object.__setattr__(self, name, value)
         if observables:
             raise TypeError(f"not observable: {sorted(observables)}")
@@ -75,8 +77,8 @@ def make_view(world, now: float) -> PlatformView:
     follows: sp.csr_matrix = pop.follows.matrix
     return PlatformView(
         now=float(now), step=int(world.steps_done), step_minutes=world.step_minutes, n_posts=n, n_accounts=pop.n,
-        n_audience=pop.n_audience, topics=world.scenario.population.topics,
-        max_post_age_minutes=world.scenario.feed.max_post_age_hours * MINUTES_PER_HOUR,
+        n_audience=pop.n_audience, topics=world.config.population.topics,
+        max_post_age_minutes=world.config.feed.max_post_age_hours * MINUTES_PER_HOUR,
         post_author=posts.author[:n], post_created=posts.created[:n], post_topic=posts.topic[:n],
         post_candidate=posts.candidate[:n], post_paid_label=posts.paid_label[:n], post_removed=posts.removed[:n],
         post_views=posts.views[:n], post_served_views=posts.served_views[:n], post_engagements=posts.engagements[:n],
@@ -100,6 +102,6 @@ class Platform(mesa.Agent):
         from .ranking.base import FeedRequest, check_feeds
 
         view = make_view(self.model, self.model.now)
-        feeds = self.ranker.rank(FeedRequest(users=users, feed_size=self.model.scenario.feed.feed_size), view,
+        feeds = self.ranker.rank(FeedRequest(users=users, feed_size=self.model.config.feed.feed_size), view,
                                  self.stream)
-        return check_feeds(feeds, users.size, self.model.scenario.feed.feed_size, view)
+        return check_feeds(feeds, users.size, self.model.config.feed.feed_size, view)

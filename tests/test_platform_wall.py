@@ -11,7 +11,6 @@ import types
 import mesa
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from simulator.audience import Audience
 from simulator.config import Scenario, load_scenario
@@ -128,22 +127,13 @@ def test_view_follow_graph_is_read_only(view):
     assert (view.follows != before).nnz == 0
 
 
-FOLLOWS_SHARED = (
-    "BUG simulator/platform.py PlatformView.__init__ (line ~49): only np.ndarray values are wrapped read-only "
-    "(_ro); the sparse `follows` is stored as given. make_view passes the world's own csr_matrix object "
-    "(pop.follows.matrix), whose buffers population._edges_to_csr now makes read-only, but the matrix object is "
-    "shared: a ranker or mitigation can rebind its attributes (view.follows.data = ..., .indices, .indptr) and so "
-    "replace the simulation's follow graph; and a view built directly from a writable CSR has writable follow "
-    "arrays. Fix (no copy): in __init__, `elif sp.issparse(value): value = sp.csr_matrix((_ro(value.data), "
-    "_ro(value.indices), _ro(value.indptr)), shape=value.shape)`.")
-
-
-@pytest.mark.xfail(strict=True, reason=FOLLOWS_SHARED)
 def test_view_follow_graph_cannot_be_written_even_if_built_from_a_writable_matrix():
+    """The view wraps the follow matrix itself, whatever it is given."""
     world, v = small_view()
     assert world.follows.data.flags.writeable        # the hand-built source matrix is writable
     with pytest.raises(ValueError):
         v.follows.data[:] = 0
+    assert world.follows.data.all()
 
 
 def _fresh_world(seed=2):
@@ -160,11 +150,14 @@ def test_a_ranker_cannot_write_the_worlds_follow_graph():
     assert (w.population.follows.matrix != before).nnz == 0
 
 
-@pytest.mark.xfail(strict=True, reason=FOLLOWS_SHARED)
 def test_a_ranker_cannot_replace_the_worlds_follow_graph():
+    """The view holds its own matrix object over read-only views of the world's buffers (no copy): rebinding an
+    attribute of it does not touch the world's matrix."""
     w = _fresh_world()
     before = w.population.follows.matrix.copy()
     v = make_view(w, w.now)
+    assert v.follows is not w.population.follows.matrix
+    assert np.shares_memory(v.follows.indices, w.population.follows.matrix.indices)
     v.follows.data = np.zeros_like(v.follows.data)     # rebinding, not writing: no read-only flag stops it
     assert (w.population.follows.matrix != before).nnz == 0
 
@@ -230,7 +223,8 @@ def test_view_of_a_real_world_holds_no_reference_to_the_world(world, view):
     offenders = [type(o).__name__ for o in reachable if isinstance(o, forbidden_types)]
     assert offenders == []
     ids = {id(o) for o in reachable}
-    for obj in (world, world.population, world.posts, world.audience, world.ledger, world.scenario,
+    scenario = next(v for v in vars(world).values() if isinstance(v, Scenario))   # world.config
+    for obj in (world, world.population, world.posts, world.audience, world.ledger, scenario,
                 world.population.follows, world.platform, world.operator):
         assert id(obj) not in ids, type(obj).__name__
     # and no reachable array shares memory with a ground-truth column
@@ -255,16 +249,19 @@ def test_view_at_the_start_of_a_run_holds_no_reference_to_the_world():
     assert not ids & {id(w), id(w.population), id(w.posts), id(w.audience), id(w.population.follows)}
 
 
+class _CarryingArray(np.ndarray):
+    """An array that (like a column object with a back-reference) carries another object."""
+
+
 def test_the_reference_walk_would_catch_a_leak(world):
-    """The walk above is not vacuous: a view whose follow matrix carried the population would be caught, and so
-    would an array that is a view of a ground-truth column."""
-    leaky = world.population.follows.matrix.copy()
-    leaky.leak = world.population
+    """The walk above is not vacuous: an observable array that is a view of an object holding the population would
+    be caught, and so would an array that is a view of a ground-truth column."""
     obs = {name: getattr(make_view(world, world.now), name) for name in PlatformView.__slots__}
-    obs["follows"] = leaky
-    reachable = _reachable(PlatformView(**obs))
-    assert any(o is world.population for o in reachable)
-    obs["follows"] = world.population.follows.matrix
+    carrier = np.array(world.audience.last_session).view(_CarryingArray)
+    carrier.leak = world.population
+    obs["last_session"] = carrier
+    assert any(o is world.population for o in _reachable(PlatformView(**obs)))
+    obs["last_session"] = world.audience.last_session
     obs["post_paid_label"] = world.posts.sponsored[: world.posts.n]
     arrays = [o for o in _reachable(PlatformView(**obs)) if isinstance(o, np.ndarray)]
     assert any(np.shares_memory(a, world.posts.sponsored) for a in arrays)
@@ -324,7 +321,7 @@ class WritingRanker(CheatingRanker):
 
 def test_a_cheating_ranker_cannot_read_the_true_kind():
     world, v = small_view()
-    ranker = make_ranker(ranker_context("test_platform_wall.CheatingRanker", n_audience=2, topics=2))
+    ranker = make_ranker(ranker_context(f"{__name__}.CheatingRanker", n_audience=2, topics=2))
     assert isinstance(ranker, CheatingRanker)
     with pytest.raises(AttributeError):
         ranker.rank(request([0, 1], 3), v, np.random.default_rng(0))
@@ -342,7 +339,7 @@ def test_a_cheating_ranker_cannot_mark_posts_removed():
 @pytest.mark.parametrize("cls,error", [("CheatingRanker", AttributeError), ("FlagPeekingRanker", AttributeError),
                                        ("WritingRanker", ValueError)])
 def test_a_cheating_user_ranker_fails_inside_the_model(cls, error):
-    scenario = load_scenario("romania_2024", SCENARIO + [f"ranker.name=test_platform_wall.{cls}"])
+    scenario = load_scenario("romania_2024", SCENARIO + [f"ranker.name={__name__}.{cls}"])
     world = AuditWorld(scenario, np.random.SeedSequence(3))
     with pytest.raises(error):
         for _ in range(24):       # until somebody opens the app
@@ -351,7 +348,7 @@ def test_a_cheating_user_ranker_fails_inside_the_model(cls, error):
 
 
 def test_an_honest_user_ranker_runs_inside_the_model():
-    scenario = load_scenario("romania_2024", SCENARIO + ["ranker.name=test_platform_wall.HonestRanker"])
+    scenario = load_scenario("romania_2024", SCENARIO + [f"ranker.name={__name__}.HonestRanker"])
     world = AuditWorld(scenario, np.random.SeedSequence(3))
     for _ in range(6):
         world.step()

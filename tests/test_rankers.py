@@ -155,6 +155,7 @@ def test_every_builtin_ranker_keeps_the_contract_on_a_growing_world(name, case, 
     ranker = new_ranker(name, world, feed_size=feed_size, **opts)
     rng = np.random.default_rng(seed)
     chooser = np.random.default_rng(seed + 1)
+    post_removal, account_removal = chooser.random(world.n_posts), chooser.random(world.n_accounts)  # once: monotone
     discovery = np.zeros(world.n_posts, dtype=np.int64)
     calls = 6
     for call in range(calls):
@@ -163,12 +164,12 @@ def test_every_builtin_ranker_keeps_the_contract_on_a_growing_world(name, case, 
         frac = (call + 1) / calls
         w = world.copy(post_views=(world.post_views * frac).astype(np.int32),
                        post_engagements=(world.post_engagements * frac).astype(np.int32),
-                       post_removed=world.post_removed & (chooser.random(world.n_posts) < frac),
-                       account_removed=world.account_removed & (chooser.random(world.n_accounts) < frac))
+                       post_removed=world.post_removed & (post_removal < frac),
+                       account_removed=world.account_removed & (account_removal < frac))
         view = w.view(now, n_posts=n_visible)
         feeds = ranker.rank(request(users, feed_size), view, rng)
         assert_feed_contract(feeds, view, users, feed_size)
-        if name != "for_you":   # for_you: known bug, see test_for_you_in_network_repeat_keeps_the_followed_route*
+        if name in ("for_you", "engagement"):
             assert_in_network_posts_keep_the_followed_route(feeds, view, users, opts["in_network_per_feed"])
         posts, routes = np.asarray(feeds.posts), np.asarray(feeds.routes)
         np.add.at(discovery, posts[(posts != EMPTY) & (routes == Route.DISCOVERY)], 1)
@@ -358,16 +359,6 @@ def test_for_you_judges_each_stage_on_its_own_engagement(new_views, new_likes, g
     assert (_count(feeds, 0, Route.ENGAGEMENT) > 0) is graduates
 
 
-FOR_YOU_ROUTE_BUG = ("BUG simulator/ranking/for_you.py ForYouRanker.rank: the candidates are no longer deduplicated "
-                     "before top_k (`cand = np.concatenate([inn, grown], axis=1)`), so when a post is both an "
-                     "in-network candidate and a graduated out-of-network draw for the same user, the copy that "
-                     "top_k ranks first wins: with follow_boost <= 1, or with equal scores (e.g. zero interest "
-                     "match) broken by argpartition, the post is served on Route.ENGAGEMENT and the follower's "
-                     "in-network impression is credited to the engagers (spec §5). The comment 'A repeat keeps its "
-                     "first (in-network) route' does not hold. Fix: cand = dedupe_rows(np.concatenate([inn, grown], "
-                     "axis=1)) before scoring (dedupe_rows keeps the first, in-network, slot).")
-
-
 def _route_of_a_graduated_followed_post(follow_boost: float):
     """User 0 follows account 1, whose post was created after the user's last session: an in-network candidate.
     The post first gets its one-impression test batch, then graduates, so at the second call it is also drawn out
@@ -385,21 +376,18 @@ def _route_of_a_graduated_followed_post(follow_boost: float):
     return second.posts, second.routes
 
 
-@pytest.mark.parametrize("follow_boost", [
-    1.5, 3.0,
-    pytest.param(0.0, marks=pytest.mark.xfail(strict=True, reason=FOR_YOU_ROUTE_BUG)),
-    pytest.param(0.5, marks=pytest.mark.xfail(strict=True, reason=FOR_YOU_ROUTE_BUG)),
-])
+@pytest.mark.parametrize("follow_boost", [0.0, 0.5, 1.0, 1.5, 3.0])
 def test_for_you_in_network_repeat_keeps_the_followed_route(follow_boost):
+    """Regression: the in-network copy of a repeated candidate must win whatever follow_boost is (with the
+    candidates deduplicated only after top_k, follow_boost <= 1 let the ENGAGEMENT copy win)."""
     posts, routes = _route_of_a_graduated_followed_post(follow_boost)
     assert posts[0, 0] == 0
     assert routes[0, 0] == Route.FOLLOWED
 
 
-@pytest.mark.xfail(strict=True, reason=FOR_YOU_ROUTE_BUG)
 def test_for_you_in_network_repeat_keeps_the_followed_route_when_scores_tie():
-    """30 users follow account 30, whose three fresh posts (topic 0) are in everyone's in-network candidates.
-    The platform estimates zero interest in topic 0, so every candidate scores 0: a tie between the in-network
+    """Regression: 30 users follow account 30, whose three fresh posts (topic 0) are in everyone's in-network
+    candidates. The platform estimates zero interest in topic 0, so every candidate scores 0: a tie between the in-network
     copy and the out-of-network copy of the same post once the posts have graduated (follow_boost 1.5 > 1)."""
     n_users, n_posts = 30, 3
     world = build_world(n_accounts=n_users + 1, n_audience=n_users, topics=2, author=[n_users] * n_posts,
@@ -619,3 +607,22 @@ def test_interest_sampler_follows_the_profile_and_falls_back_to_the_pool():
     out = sampler.draw(view, np.array([0, 1]), pool, weights, 40_000, np.random.default_rng(4))
     _assert_frequencies(np.bincount(out[0], minlength=4), [0, 1, 3, 0], 40_000)
     _assert_frequencies(np.bincount(out[1], minlength=4), weights, 40_000)
+
+
+@pytest.mark.parametrize("explore", [0.0, 0.15, 0.6])
+def test_interest_sampler_draw_distribution_is_exact(explore):
+    """P(post) = (1 - explore) · profile[topic] · w / W_topic + explore · w / W for a skewed three-topic profile,
+    checked over many draws for two users (one row of the alias tables each)."""
+    profiles = np.array([[0.7, 0.2, 0.1], [0.05, 0.05, 0.9]])
+    topic = np.array([0, 0, 1, 2, 2, 2, 1])
+    weights = np.array([1.0, 3.0, 2.0, 0.5, 0.5, 5.0, 2.0])
+    world = build_world(n_accounts=3, n_audience=2, topics=3, author=[2] * topic.size,
+                        created=[0.0] * topic.size, topic=topic, interest_estimate=profiles)
+    view = world.view(100.0)
+    sampler = InterestSampler(view.interest_estimate, explore=explore)
+    draws = 60_000
+    out = sampler.draw(view, np.array([0, 1]), np.arange(topic.size), weights, draws, np.random.default_rng(9))
+    w_topic = np.bincount(topic, weights=weights)
+    for u in range(2):
+        p = (1 - explore) * profiles[u, topic] * weights / w_topic[topic] + explore * weights / weights.sum()
+        _assert_frequencies(np.bincount(out[u], minlength=topic.size), p, draws)

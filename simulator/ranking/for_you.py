@@ -119,7 +119,7 @@ class ForYouRanker:
         posts, all_routes = posts[:, :k], all_routes[:, :k]
         if posts.shape[1] < k:
             pad = k - posts.shape[1]
-            posts = np.concatenate([posts, np.full((posts.shape[0], pad), EMPTY, np.int64)], axis=1)
+            posts = np.concatenate([posts, np.full((posts.shape[0], pad), EMPTY, posts.dtype)], axis=1)
             all_routes = np.concatenate([all_routes, np.zeros((posts.shape[0], pad), np.int8)], axis=1)
         # A post shown in-network to a follower does not use its out-of-network batch.
         lo, counts = count_by_post(posts[(posts != EMPTY) & (all_routes != Route.FOLLOWED)])
