@@ -164,10 +164,10 @@ class RankerConfig:
                                doc="`for_you`/`engagement`: score multiplier for in-network posts.")
     recency_half_life_hours: float = spec(12.0, unit="hours", gt=0.0, le=1e4,
                                           doc="`engagement`: half-life of the recency decay.")
-    test_batch_share: float = spec(0.0005, unit="share of users", gt=0.0, le=0.5,
-                                   doc="`for_you`: size of a new post's first test batch as a share of simulated "
-                                       "users (at least `min_test_batch`).")
-    min_test_batch: int = spec(5, unit="impressions", ge=1, le=100_000, doc="`for_you`: smallest test batch.")
+    test_batch: int = spec(50, unit="impressions", ge=1, le=10_000_000,
+                           doc="`for_you`: impressions of a new post's first test batch. The same at every world size: "
+                               "a simulated post stands for `scale` real posts and a simulated impression for `scale` "
+                               "real ones, so impressions per post do not scale (docs/model.md §2.4).")
     growth: float = spec(4.0, ge=1.0, le=100.0,
                          doc="`for_you`: each graduation multiplies the batch size by this.")
     graduation_threshold: float = spec(0.28, unit="weighted engagements/view", ge=0.0, le=100.0,

@@ -280,28 +280,17 @@ def test_bad_value_in_override(bundled_path, override, fragments):
     _check_message(info.value, str(bundled_path.resolve()), fragments)
 
 
-def test_bad_value_in_table_syntax(tmp_path):
-    f = tmp_path / "tables.toml"
-    f.write_text("days = 6\n\n[campaign.bots]\nbot_share = 0.01\nnope = 2\n", encoding="utf-8")
+@pytest.mark.parametrize("name, text, fragments", [
+    ("tables.toml", "days = 6\n\n[campaign.bots]\nbot_share = 0.01\nnope = 2\n", ["campaign.bots.nope", "unknown field"]),
+    ("broken.toml", "days = 6\n[ranker\nname = 'x'\n", ["TOML"]),
+    ("dated.toml", "description = 2024-11-24\n", ["description", "a string"]),   # a TOML date is no string
+], ids=["unknown-key-in-table", "invalid-toml", "toml-date"])
+def test_bad_scenario_file(tmp_path, name, text, fragments):
+    f = tmp_path / name
+    f.write_text(text, encoding="utf-8")
     with pytest.raises(ScenarioError) as info:
         load_scenario(f)
-    _check_message(info.value, str(f), ["campaign.bots.nope", "unknown field"])
-
-
-def test_invalid_toml_syntax(tmp_path):
-    f = tmp_path / "broken.toml"
-    f.write_text("days = 6\n[ranker\nname = 'x'\n", encoding="utf-8")
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(f)
-    _check_message(info.value, str(f), ["TOML"])
-
-
-def test_toml_date_in_file_is_a_scenario_error(tmp_path):
-    f = tmp_path / "dated.toml"
-    f.write_text("description = 2024-11-24\n", encoding="utf-8")
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(f)
-    _check_message(info.value, str(f), ["description", "a string"])
+    _check_message(info.value, str(f), fragments)
 
 
 def test_missing_scenario_file(tmp_path):

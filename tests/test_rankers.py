@@ -77,7 +77,7 @@ ranker_settings = st.fixed_dictionaries({
     "candidates_per_feed": st.integers(1, 25),
     "in_network_per_feed": st.integers(0, 25),
     "test_slots": st.integers(0, 4),
-    "min_test_batch": st.integers(1, 6),
+    "test_batch": st.integers(1, 6),
     "graduation_threshold": st.sampled_from([0.0, 0.1, 0.28, 1.0, 5.0]),
     "growth": st.sampled_from([1.0, 2.0, 4.0]),
     "max_stage": st.integers(1, 3),
@@ -179,7 +179,7 @@ def test_every_builtin_ranker_keeps_the_contract_on_a_growing_world(name, case, 
             event("a post graduated")
     if name == "for_you":
         # A first test batch is never over-delivered, however many calls it is spread over.
-        first_batch = max(float(opts["min_test_batch"]), 0.0005 * world.n_audience)
+        first_batch = float(opts["test_batch"])
         assert discovery.max(initial=0) <= math.ceil(first_batch)
 
 
@@ -257,7 +257,7 @@ def test_retrieval_follows_the_users_interests(name):
     share and more than ten sd below the expectation."""
     world, topic = _interest_world()
     # Huge first batch: quotas do not run out during the test, so the draw weights stay equal.
-    ranker = new_ranker(name, world, feed_size=6, test_slots=6, min_test_batch=100_000, candidates_per_feed=20)
+    ranker = new_ranker(name, world, feed_size=6, test_slots=6, test_batch=100_000, candidates_per_feed=20)
     users = np.arange(world.n_audience)
     view = world.view(NOW)
     feeds = ranker.rank(request(users, 6), view, np.random.default_rng(3))
@@ -285,7 +285,7 @@ def _count(feeds, post, route=None):
 
 
 def _staged_ranker(world):
-    return new_ranker("for_you", world, feed_size=5, test_slots=2, min_test_batch=5, test_batch_share=1e-6,
+    return new_ranker("for_you", world, feed_size=5, test_slots=2, test_batch=5,
                       graduation_threshold=0.28, growth=4.0, candidates_per_feed=5, max_stage=6)
 
 
@@ -365,7 +365,7 @@ def _route_of_a_graduated_followed_post(follow_boost: float):
     of network. Returns (posts, routes) of the second call."""
     world = build_world(n_accounts=2, n_audience=1, topics=1, author=[1], created=[NOW - 10.0],
                         follows=[(0, 1)], last_session=[NOW - 100.0])
-    ranker = new_ranker("for_you", world, feed_size=3, test_slots=1, min_test_batch=1, graduation_threshold=0.0,
+    ranker = new_ranker("for_you", world, feed_size=3, test_slots=1, test_batch=1, graduation_threshold=0.0,
                         candidates_per_feed=1, in_network_per_feed=1, follow_boost=follow_boost)
     rng = np.random.default_rng(0)
     first = ranker.rank(request([0], 3), world.view(NOW), rng)
@@ -394,7 +394,7 @@ def test_for_you_in_network_repeat_keeps_the_followed_route_when_scores_tie():
                         created=NOW - 50.0 + np.arange(n_posts), topic=[0] * n_posts,
                         follows=[(u, n_users) for u in range(n_users)], last_session=[NOW - 100.0] * n_users,
                         interest_estimate=np.tile([0.0, 1.0], (n_users, 1)))
-    ranker = new_ranker("for_you", world, feed_size=1, test_slots=1, min_test_batch=1, graduation_threshold=0.0,
+    ranker = new_ranker("for_you", world, feed_size=1, test_slots=1, test_batch=1, graduation_threshold=0.0,
                         candidates_per_feed=5, in_network_per_feed=5, follow_boost=1.5)
     rng = np.random.default_rng(0)
     users = np.arange(n_users)

@@ -256,15 +256,28 @@ class PostScores:
         mean = eng.sum(axis=0) / total if total >= 100 else DEFAULT_RATES
         self.values = ((eng + prior_views * mean) * weights).sum(axis=1) / (views + prior_views)
 
-    def __call__(self, posts: np.ndarray) -> np.ndarray:
-        """Scores of a post matrix; EMPTY (or any id outside the window) gets -inf."""
+    def __call__(self, posts: np.ndarray, factor: np.ndarray | float = 1.0) -> np.ndarray:
+        """Scores of a post matrix times ``factor`` (e.g. an interest match); EMPTY (or any id outside the window)
+        gets -inf whatever the factor."""
         rel = posts - self.lo
         ok = (posts != EMPTY) & (rel >= 0) & (rel < self.values.size)
-        return np.where(ok, self.values[np.where(ok, rel, 0)] if self.values.size else 0.0, -np.inf)
+        values = self.values[np.where(ok, rel, 0)] if self.values.size else np.zeros(posts.shape)
+        return np.where(ok, values * factor, -np.inf)
 
 
 #: Cold-start prior (the default scenario's base rates) used until a window holds 100 views.
 DEFAULT_RATES = np.array([0.3, 0.06, 0.01, 0.008, 0.004])
+
+
+class InterestRetrieval:
+    """Mixin for rankers: an :class:`InterestSampler` over the platform's interest profiles, built on first use."""
+
+    _interest_sampler: InterestSampler | None = None
+
+    def interest_sampler(self, view: PlatformView) -> InterestSampler:
+        if self._interest_sampler is None:
+            self._interest_sampler = InterestSampler(view.interest_estimate)
+        return self._interest_sampler
 
 
 def weight_vector(settings: RankerConfig) -> np.ndarray:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, dedupe_rows, empty_feeds,
-                   in_network, interest_match, InterestSampler, top_k, weight_vector)
+                   in_network, interest_match, InterestRetrieval, top_k, weight_vector)
 
 
-class EngagementRanker:
+class EngagementRanker(InterestRetrieval):
     """score = Σ_e w_e · P̂(e | post) · interest match · 2^(-age / half-life), × ``follow_boost`` in-network.
 
     Out-of-network candidates are drawn by the user's interests with probability ∝ (1 + weighted engagement
@@ -18,13 +18,7 @@ class EngagementRanker:
 
     def __init__(self, context: RankerContext):
         self.context = context
-        self.sampler = None
         self.weights = weight_vector(context.settings)
-
-    def _sampler(self, view) -> InterestSampler:
-        if self.sampler is None:
-            self.sampler = InterestSampler(view.interest_estimate)
-        return self.sampler
 
     def rank(self, request: FeedRequest, view, rng: np.random.Generator) -> Feeds:
         s, feed = self.context.settings, self.context.feed
@@ -36,7 +30,7 @@ class EngagementRanker:
         half_life = s.recency_half_life_hours * 60.0
         decay = np.exp2(-(view.now - view.post_created[recent]) / half_life)
         popularity = (1.0 + (view.post_engagements[recent] * self.weights).sum(axis=1)) * decay
-        oon = self._sampler(view).draw(view, users, recent, popularity, feed.candidates_per_feed, rng)
+        oon = self.interest_sampler(view).draw(view, users, recent, popularity, feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed)
         cand = np.concatenate([inn, oon], axis=1)
         routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
@@ -44,8 +38,9 @@ class EngagementRanker:
         cand = dedupe_rows(cand)
         safe = np.where(cand != EMPTY, cand, 0)
         age_decay = np.exp2(-(view.now - view.post_created[safe]) / half_life)
-        score = PostScores(view, recent, self.weights, s.prior_views)(cand) * interest_match(view, users, cand)
-        score = np.where(routes == Route.FOLLOWED, score * s.follow_boost, score) * age_decay
+        boost = np.where(routes == Route.FOLLOWED, s.follow_boost, 1.0)
+        score = PostScores(view, recent, self.weights, s.prior_views)(
+            cand, interest_match(view, users, cand) * boost * age_decay)
         best = top_k(score, request.feed_size)
         posts = np.take_along_axis(cand, best, axis=1)
         out_routes = np.take_along_axis(routes, best, axis=1)

@@ -1,6 +1,6 @@
 """TikTok-style For-You feed (spec §3, §6): interest-graph retrieval plus staged distribution.
 
-Every new post is tried on a first test batch of ``b0 = max(min_test_batch, test_batch_share × users)`` served
+Every new post is tried on a first test batch of ``b0 = test_batch`` served
 impressions, delivered through ``test_slots`` reserved feed slots to users whose interests match its topic. When the
 batch is delivered, the post's weighted engagement rate over the stage (score weights × engagements observed since
 the stage began ÷ views since then, bot plays included: the platform cannot tell them apart) is compared with
@@ -14,18 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, compact_rows, dedupe_rows,
-                   count_by_post, empty_feeds, in_network, interest_match, InterestSampler, top_k, weight_vector)
+                   count_by_post, empty_feeds, in_network, interest_match, InterestRetrieval, top_k, weight_vector)
 
 RETIRED = -1
 
 
-class ForYouRanker:
+class ForYouRanker(InterestRetrieval):
     def __init__(self, context: RankerContext):
         self.context = context
-        self.sampler = None
         s = context.settings
         self.weights = weight_vector(s)
-        self.first_batch = max(float(s.min_test_batch), s.test_batch_share * context.n_audience)
+        self.first_batch = float(s.test_batch)
         self.known = 0
         self.aged = 0   # posts below this id have left the distribution window
         cap = 1024
@@ -74,11 +73,6 @@ class ForYouRanker:
         return up
 
     # --------------------------------------------------------------------------------------------------- rank
-    def _sampler(self, view) -> InterestSampler:
-        if self.sampler is None:
-            self.sampler = InterestSampler(view.interest_estimate)
-        return self.sampler
-
     def rank(self, request: FeedRequest, view, rng: np.random.Generator) -> Feeds:
         s, feed = self.context.settings, self.context.feed
         users, k = request.users, request.feed_size
@@ -96,7 +90,7 @@ class ForYouRanker:
         testing = self.stage[live] == 0
 
         # Reserved test slots: new posts to interest-matched users, never more than a batch still needs.
-        sampler = self._sampler(view)
+        sampler = self.interest_sampler(view)
         test = sampler.draw(view, users, live[testing], remaining[testing], s.test_slots, rng)
         test = _cap_by_quota(test, self.quota, self.served)
         # Ranked slots: in-network posts and graduated posts drawn by interest ∝ undelivered batch.
@@ -105,8 +99,8 @@ class ForYouRanker:
         cand = dedupe_rows(np.concatenate([inn, grown], axis=1))   # a followed post keeps its in-network route
         routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
                                  np.full(grown.shape, Route.ENGAGEMENT, np.int8)], axis=1)
-        score = PostScores(view, recent, self.weights, s.prior_views)(cand) * interest_match(view, users, cand)
-        score = np.where(routes == Route.FOLLOWED, score * s.follow_boost, score)
+        boost = np.where(routes == Route.FOLLOWED, s.follow_boost, 1.0)
+        score = PostScores(view, recent, self.weights, s.prior_views)(cand, interest_match(view, users, cand) * boost)
         # Test posts may repeat ranked ones: take a few more than needed and drop repeats after the merge.
         best = top_k(score, k + s.test_slots)
         ranked = np.where(np.take_along_axis(score, best, axis=1) == -np.inf, EMPTY,
