@@ -53,18 +53,38 @@ def dumps_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+def _git(folder: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """Commit of the source that ran: the checkout the package is imported from or, for an installed package, the
+    checkout in the working directory if its package sources are byte-identical to the installed ones; "-dirty"
+    when tracked files differ from that commit; None when neither applies."""
+    package = Path(__file__).resolve().parent
+    for folder in (package.parent, Path.cwd()):
+        top = _git(folder, "rev-parse", "--show-toplevel")
+        if top is None:
+            continue
+        source = Path(top) / "simulator"
+        if source.resolve() != package and not _same_sources(source, package):
+            continue
+        commit = _git(Path(top), "rev-parse", "HEAD")
+        if commit is None:
+            return None
+        dirty = _git(Path(top), "status", "--porcelain", "--untracked-files=no")
+        return commit + ("-dirty" if dirty else "")
+    return None
+
+
+def _same_sources(a: Path, b: Path) -> bool:
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.py"))
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*.py"))
+    return bool(files_a) and files_a == files_b and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
 
 
 def dependency_versions() -> dict:
@@ -124,11 +144,12 @@ def manifest_document(result: AuditResult, *, scenario_path: str, argv: list[str
 
 def timeseries_rows(result: AuditResult) -> tuple[list[str], list[list]]:
     """Per replicate and day: target impressions and cumulative reach in each paired world, share of voice per
-    candidate and expected vote shares (campaign world)."""
+    candidate, expected vote shares and impressions per candidate (campaign world; to the audience O)."""
     names = list(result.scenario.candidates.names)
     header = ["replicate", "day"]
     header += [f"target_impressions_{w}" for w in WORLDS] + [f"cumulative_reach_{w}" for w in WORLDS]
     header += [f"share_of_voice_{c}" for c in names] + [f"vote_share_{c}" for c in names]
+    header += [f"candidate_impressions_{c}" for c in names]
     rows = []
     for r in result.replicates:
         series = {w: r.outcomes[w].series for w in WORLDS}
@@ -141,6 +162,7 @@ def timeseries_rows(result: AuditResult) -> tuple[list[str], list[list]]:
             total = sum(cand)
             row += [_num(c / total) if total else "" for c in cand]
             row += [_num(v) for v in series["campaign"]["vote_shares"][i]]
+            row += [int(c) for c in cand]
             rows.append(row)
     return header, rows
 
@@ -166,7 +188,10 @@ def write_run(folder: Path, result: AuditResult, manifest: dict) -> list[Path]:
     header, rows = timeseries_rows(result)
     atomic_write_text(folder / "timeseries.csv", csv_text(header, rows))
     written = [folder / "timeseries.csv"]
-    written += plot_run(folder, result)
+    s = result.scenario
+    written += plot_run(folder, header, rows, scenario_name=s.name, ranker=s.ranker.name, target=s.candidates.target,
+                        candidates=list(s.candidates.names), n_o=result.replicates[0].outcomes["campaign"].n_o,
+                        activation_day=s.campaign.bots.activation_day)
     atomic_write_text(folder / "metrics.json", dumps_json(metrics_document(result)))
     atomic_write_text(folder / "manifest.json", dumps_json(manifest))
     return written + [folder / "metrics.json", folder / "manifest.json"]

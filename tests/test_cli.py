@@ -354,7 +354,7 @@ def test_timeseries(run2, small_overrides):
     names = list(s.candidates.names)
     expected = ["replicate", "day"] + [f"target_impressions_{w}" for w in WORLDS] \
         + [f"cumulative_reach_{w}" for w in WORLDS] + [f"share_of_voice_{c}" for c in names] \
-        + [f"vote_share_{c}" for c in names]
+        + [f"vote_share_{c}" for c in names] + [f"candidate_impressions_{c}" for c in names]
     assert header == expected
     assert len(rows) == 2 * s.days
     for r in (0, 1):
@@ -370,6 +370,9 @@ def test_timeseries(run2, small_overrides):
                 assert sum(map(float, sov)) == pytest.approx(1.0)
             votes = [float(row[f"vote_share_{c}"]) for c in names]
             assert all(0.0 <= v <= 1.0 for v in votes) and sum(votes) <= 1.0 + 1e-9
+            imps = [int(row[f"candidate_impressions_{c}"]) for c in names]
+            if sum(imps):
+                assert [float(v) for v in sov] == pytest.approx([i / sum(imps) for i in imps])
 
 
 def test_timeseries_agrees_with_metrics(run2):
