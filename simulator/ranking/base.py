@@ -130,19 +130,22 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def in_network(view: PlatformView, users: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Newest distributable posts by accounts each user follows, created since the user's previous session
     (and within the maximum post age). Returns a (len(users), limit) post matrix (EMPTY-padded), newest first,
-    and the matching creation times."""
+    and the matching creation times; with ``trim``, only as many columns as the fullest row needs (most users
+    have few new in-network posts, and every later step is cheaper on a narrower matrix)."""
     n = users.size
     posts_out = np.full((n, limit), EMPTY, dtype=POST_ID)
     times_out = np.full((n, limit), -np.inf)
+    empty = (posts_out[:, :0], times_out[:, :0]) if trim else (posts_out, times_out)
     if limit == 0 or n == 0:
-        return posts_out, times_out
+        return empty
     recent = view.recent_posts()
     recent = recent[view.distributable(recent)]
     if recent.size == 0:
-        return posts_out, times_out
+        return empty
     import scipy.sparse as sp
 
     authors = view.post_author[recent]
@@ -161,6 +164,9 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int) -> tuple[np.nd
     keep = rank < limit
     posts_out[row[keep], rank[keep]] = post[keep]
     times_out[row[keep], rank[keep]] = created[keep]
+    if trim:
+        width = int(rank[keep].max()) + 1 if keep.any() else 0
+        return posts_out[:, :width], times_out[:, :width]
     return posts_out, times_out
 
 

@@ -31,7 +31,7 @@ class EngagementRanker(InterestRetrieval):
         decay = np.exp2(-(view.now - view.post_created[recent]) / half_life)
         popularity = (1.0 + (view.post_engagements[recent] * self.weights).sum(axis=1)) * decay
         oon = self.interest_sampler(view).draw(view, users, recent, popularity, feed.candidates_per_feed, rng)
-        inn, _ = in_network(view, users, feed.in_network_per_feed)
+        inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
         cand = np.concatenate([inn, oon], axis=1)
         routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
                                  np.full(oon.shape, Route.ENGAGEMENT, np.int8)], axis=1)

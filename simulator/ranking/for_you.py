@@ -95,7 +95,7 @@ class ForYouRanker(InterestRetrieval):
         test = _cap_by_quota(test, self.quota, self.served)
         # Ranked slots: in-network posts and graduated posts drawn by interest ∝ undelivered batch.
         grown = sampler.draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
-        inn, _ = in_network(view, users, feed.in_network_per_feed)
+        inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
         cand = dedupe_rows(np.concatenate([inn, grown], axis=1))   # a followed post keeps its in-network route
         routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
                                  np.full(grown.shape, Route.ENGAGEMENT, np.int8)], axis=1)
