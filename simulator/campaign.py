@@ -202,7 +202,6 @@ class CampaignOperator(mesa.Agent):
         if not self.enabled or k == 0:
             return
         t = m.now
-        b_join, r_join = b_join[: ids.size], r_join[: ids.size]
         if t >= c.bots.activation_day * MINUTES_PER_DAY and nb:
             self._queue(ids, created, self.bots, b_join, b_delay, b_types)
         if t >= c.recruits.recruit_day * MINUTES_PER_DAY and nr:

@@ -98,8 +98,7 @@ def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological
         "gini": a.gini,
     }
     for i, route in enumerate(ROUTES):
-        key = {"paid": "paid", "bot": "bot", "recruited": "recruited", "organic": "organic"}[route]
-        out[f"attribution.{key}"] = float(routes[i] / total_routes) if total_routes > 0 else None
+        out[f"attribution.{route}"] = float(routes[i] / total_routes) if total_routes > 0 else None
     return out
 
 
