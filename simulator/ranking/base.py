@@ -95,13 +95,18 @@ def empty_feeds(n_users: int, feed_size: int) -> Feeds:
     return Feeds(np.full((n_users, feed_size), EMPTY, dtype=np.int64), np.zeros((n_users, feed_size), np.int8))
 
 
+def take_rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``np.take_along_axis(a, idx, axis=1)`` for 2-D arrays, as one flat gather (about twice as fast)."""
+    return a.ravel()[idx + (np.arange(a.shape[0], dtype=np.int64) * a.shape[1])[:, None]]
+
+
 def dedupe_rows(posts: np.ndarray) -> np.ndarray:
     """Copy of a (rows, k) post matrix with every repeat of a post in a row (after its first slot) set EMPTY."""
     out = posts.copy()
     if out.shape[1] < 2:
         return out
     order = np.argsort(out, axis=1, kind="stable")
-    s = np.take_along_axis(out, order, axis=1)
+    s = take_rows(out, order)
     dup = np.zeros_like(s, dtype=bool)
     dup[:, 1:] = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] != EMPTY)
     rows = np.nonzero(dup)[0]
@@ -112,7 +117,7 @@ def dedupe_rows(posts: np.ndarray) -> np.ndarray:
 def compact_rows(posts: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
     """Move EMPTY slots to the end of each row, keeping the order of the rest (and of aligned arrays)."""
     order = np.argsort(posts == EMPTY, axis=1, kind="stable")
-    return tuple(np.take_along_axis(a, order, axis=1) for a in (posts,) + others)
+    return tuple(take_rows(a, order) for a in (posts,) + others)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -125,9 +130,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
         part = np.broadcast_to(np.arange(c), (n, c)).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
+    part_scores = take_rows(scores, part)
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    return take_rows(part, order)
 
 
 def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, dedupe_rows, empty_feeds,
-                   in_network, interest_match, InterestRetrieval, top_k, weight_vector)
+                   in_network, interest_match, InterestRetrieval, take_rows, top_k, weight_vector)
 
 
 class EngagementRanker(InterestRetrieval):
@@ -42,9 +42,9 @@ class EngagementRanker(InterestRetrieval):
         score = PostScores(view, recent, self.weights, s.prior_views)(
             cand, interest_match(view, users, cand) * boost * age_decay)
         best = top_k(score, request.feed_size)
-        posts = np.take_along_axis(cand, best, axis=1)
-        out_routes = np.take_along_axis(routes, best, axis=1)
-        posts = np.where(np.take_along_axis(score, best, axis=1) == -np.inf, EMPTY, posts)
+        posts = take_rows(cand, best)
+        out_routes = take_rows(routes, best)
+        posts = np.where(take_rows(score, best) == -np.inf, EMPTY, posts)
         return Feeds(_pad(posts, request.feed_size), _pad(out_routes, request.feed_size, 0))
 
 

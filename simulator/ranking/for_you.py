@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, compact_rows, dedupe_rows,
-                   count_by_post, empty_feeds, in_network, interest_match, InterestRetrieval, top_k, weight_vector)
+                   count_by_post, empty_feeds, in_network, interest_match, InterestRetrieval, take_rows, top_k,
+                   weight_vector)
 
 RETIRED = -1
 
@@ -103,9 +104,9 @@ class ForYouRanker(InterestRetrieval):
         score = PostScores(view, recent, self.weights, s.prior_views)(cand, interest_match(view, users, cand) * boost)
         # Test posts may repeat ranked ones: take a few more than needed and drop repeats after the merge.
         best = top_k(score, k + s.test_slots)
-        ranked = np.where(np.take_along_axis(score, best, axis=1) == -np.inf, EMPTY,
-                          np.take_along_axis(cand, best, axis=1))
-        ranked_routes = np.take_along_axis(routes, best, axis=1)
+        ranked = np.where(take_rows(score, best) == -np.inf, EMPTY,
+                          take_rows(cand, best))
+        ranked_routes = take_rows(routes, best)
         # Test posts first, then the ranked ones; drop repeats, keep feed_size.
         posts = np.concatenate([test, ranked], axis=1)
         all_routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
