@@ -258,6 +258,142 @@ class OpinionConfig:
                                  "political impression.")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Mitigation stages (spec §4). One ``[[mitigations]]`` table each, in pipeline order; ``name`` picks the stage.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MitigationConfig:
+    """Fields every stage has. Subclasses add the parameters of one built-in stage."""
+
+    name: str = spec("", doc="Built-in stage name or dotted path `package.module.Class` of a team's own stage.")
+    start_day: float = spec(0.0, unit="day", ge=0.0, le=10_000.0,
+                            doc="Day from which the stage runs (before it, it sees nothing and does nothing).")
+
+
+@dataclass(frozen=True)
+class DormancyDampeningConfig(MitigationConfig):
+    new_account_days: float = spec(30.0, unit="days", ge=0.0, le=10_000.0,
+                                   doc="An account registered less than this long ago is new: its engagement "
+                                       "counts at `weight`.")
+    dormant_max_active_days: int = spec(3, unit="days of 90", ge=0, le=90,
+                                        doc="An account with at most this many active days in the 90 days before "
+                                            "day 0 is dormant; from its first activity in the run it is on "
+                                            "probation.")
+    probation_days: float = spec(14.0, unit="days", gt=0.0, le=10_000.0,
+                                 doc="How long after waking a dormant account's engagement counts at `weight`.")
+    weight: float = spec(0.1, ge=0.0, le=1.0,
+                         doc="How much a new or woken account's engagement (and play) counts in the platform's "
+                             "ranking signals (0 = ignored, 1 = no dampening).")
+
+
+@dataclass(frozen=True)
+class CoordinationDetectionConfig(MitigationConfig):
+    every_hours: float = spec(6.0, unit="hours", gt=0.0, le=24.0 * 30,
+                              doc="How often the co-engagement graph is rebuilt and clustered.")
+    window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
+                               doc="Engagement events (likes, comments, shares) of the last this many hours are "
+                                   "used.")
+    pair_window_minutes: float = spec(15.0, unit="minutes", gt=0.0, le=24.0 * 60,
+                                      doc="Two accounts engaging the same post less than this far apart form a "
+                                          "co-engagement pair.")
+    neighbours: int = spec(8, unit="pairs per engagement", ge=1, le=1_000,
+                           doc="Each engagement is paired with at most this many of the next engagements of the "
+                               "same post (time order): a post with k engagers yields at most k × neighbours "
+                               "pairs, never k².")
+    min_shared_posts: int = spec(3, unit="posts", ge=1, le=10_000,
+                                 doc="Two accounts are linked when they co-engaged at least this many distinct "
+                                     "posts within the window.")
+    min_cluster_size: int = spec(5, unit="accounts", ge=2, le=10_000_000,
+                                 doc="Connected groups of linked accounts at least this large are flagged.")
+    action: str = spec("demote", choices=("demote", "remove", "flag"),
+                       doc="What happens to a flagged account: `demote` (its engagement stops counting and its "
+                           "posts are not promoted out of network), `remove` (taken down), `flag` (recorded only).")
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig(MitigationConfig):
+    min_engagements: int = spec(20, unit="engagements", ge=1, le=10_000_000,
+                                doc="A post needs at least this many first-hour likes, comments and shares before "
+                                    "its velocity can trip the breaker.")
+    max_engagements_per_view: float = spec(0.6, unit="engagements/view", gt=0.0, le=100.0,
+                                           doc="First-hour likes + comments + shares per first-hour view above "
+                                               "which a post's velocity is anomalous and it is held.")
+    hold_hours: float = spec(6.0, unit="hours", gt=0.0, le=24.0 * 30,
+                             doc="How long a held post waits before its delayed re-check; meanwhile it cannot "
+                                 "graduate to wider (out-of-network) distribution.")
+    release_rate: float = spec(0.08, unit="engagements/view", ge=0.0, le=100.0,
+                               doc="At the re-check, a post is released if its likes + comments + shares per "
+                                   "feed-served view (engagement from feed impressions only) reach this; otherwise "
+                                   "it is kept out of out-of-network distribution and its author flagged.")
+
+
+@dataclass(frozen=True)
+class PaidLabelingConfig(MitigationConfig):
+    min_follower_share: float = spec(0.002, unit="share of accounts", ge=0.0, le=1.0,
+                                     doc="Authors followed by at least this share of all accounts are high-reach "
+                                         "creators whose political posts are checked.")
+    max_political_share: float = spec(0.5, unit="share of posts", ge=0.0, le=1.0,
+                                      doc="A political post by a high-reach author whose earlier posts in the run "
+                                          "were less political than this looks paid (a sudden political post by an "
+                                          "apolitical creator).")
+    min_history_posts: int = spec(3, unit="posts", ge=0, le=100_000,
+                                  doc="Authors with fewer earlier posts in the run are not judged.")
+
+
+@dataclass(frozen=True)
+class TakedownConfig(MitigationConfig):
+    every_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
+                              doc="Takedowns happen this often (from `start_day`).")
+    remove_flagged_by: tuple[str, ...] = spec(("coordination_detection",),
+                                              doc="Stages whose flagged accounts each takedown removes (besides the "
+                                                  "clusters it detects itself).")
+    detect: bool = spec(True, doc="Run its own co-engagement clustering at each takedown (with the parameters "
+                                  "below), so the stage works alone.")
+    window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
+                               doc="Own detection: engagement events of the last this many hours.")
+    pair_window_minutes: float = spec(15.0, unit="minutes", gt=0.0, le=24.0 * 60,
+                                      doc="Own detection: pair window (as in coordination_detection).")
+    neighbours: int = spec(8, unit="pairs per engagement", ge=1, le=1_000,
+                           doc="Own detection: pairs per engagement (as in coordination_detection).")
+    min_shared_posts: int = spec(3, unit="posts", ge=1, le=10_000,
+                                 doc="Own detection: shared posts that link two accounts.")
+    min_cluster_size: int = spec(10, unit="accounts", ge=2, le=10_000_000,
+                                 doc="Own detection: smallest network taken down.")
+    max_accounts: int = spec(0, unit="accounts", ge=0, le=1_000_000_000,
+                             doc="Most accounts removed per takedown, largest clusters first (0 = no limit).")
+
+
+@dataclass(frozen=True)
+class RateLimitConfig(MitigationConfig):
+    max_per_hour: int = spec(6, unit="engagements/hour", ge=1, le=1_000_000,
+                             doc="Likes, comments and shares per account per hour that count; the rest are ignored "
+                                 "by the platform (simulated scale: a bot's rate grows with the world, "
+                                 "docs/model.md).")
+    flag_after: int = spec(3, unit="hours", ge=1, le=100_000,
+                           doc="An account that hits the limit in this many separate hours is flagged.")
+
+
+@dataclass(frozen=True)
+class UserMitigationConfig(MitigationConfig):
+    """A team's own stage, loaded from the dotted path in `name` (docs/mitigations.md)."""
+
+    options: dict = spec(default_factory=dict,
+                         doc="Keyword arguments passed to a team's own stage class (see docs/mitigations.md).")
+
+
+#: Built-in stages by name: the parameter dataclass each ``[[mitigations]]`` table is validated against.
+MITIGATION_CONFIGS: dict[str, type] = {
+    "dormancy_dampening": DormancyDampeningConfig,
+    "coordination_detection": CoordinationDetectionConfig,
+    "circuit_breaker": CircuitBreakerConfig,
+    "paid_labeling": PaidLabelingConfig,
+    "takedown": TakedownConfig,
+    "rate_limit": RateLimitConfig,
+}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str = spec("romania_2024", doc="Scenario name, used for the default results folder.")
@@ -274,6 +410,12 @@ class Scenario:
     ranker: RankerConfig = spec(default_factory=RankerConfig, doc="The feed ranker.")
     campaign: CampaignConfig = spec(default_factory=CampaignConfig, doc="The coordinated campaign.")
     opinion: OpinionConfig = spec(default_factory=OpinionConfig, doc="Opinion dynamics.")
+    mitigations: tuple[MitigationConfig, ...] = spec(
+        default_factory=tuple,
+        doc="Mitigation stages, one `[[mitigations]]` table each, applied in this order (spec §4). `name` is "
+            "`dormancy_dampening`, `coordination_detection`, `circuit_breaker`, `paid_labeling`, `takedown`, "
+            "`rate_limit` or a dotted path to a team's own stage; every other key is a parameter of that stage "
+            "(see the stage sections below and docs/mitigations.md).")
 
     # ------------------------------------------------------------------ derived quantities (not config fields)
     @property
@@ -331,7 +473,8 @@ def allowed_text(f: dataclasses.Field, t: Any) -> str:
     """Human-readable 'what is allowed' for a field of type ``t``, shared by errors and the reference."""
     kind, inner = _kind(t)
     base = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-            "dict": "a table", "list": f"a list of {'numbers' if inner is float else 'strings'}"}.get(kind, kind)
+            "dict": "a table", "list": f"a list of {'numbers' if inner is float else 'strings'}",
+            "stages": "a list of tables ([[mitigations]]), each with a `name`"}.get(kind, kind)
     rng = _range_text(f.metadata)
     if kind == "list" and rng:
         rng = "each " + rng
@@ -349,7 +492,10 @@ def _kind(t: Any) -> tuple[str, Any]:
         return "section", t
     origin = typing.get_origin(t)
     if origin is tuple:
-        return "list", typing.get_args(t)[0]
+        inner = typing.get_args(t)[0]
+        if isinstance(inner, type) and issubclass(inner, MitigationConfig):
+            return "stages", inner
+        return "list", inner
     if t is dict or origin is dict:
         return "dict", None
     return {int: "int", float: "float", bool: "bool", str: "str"}[t], None
@@ -422,6 +568,8 @@ def _build(cls: type, raw: Any, ctx: _Ctx, prefix: str) -> Any:
             if not isinstance(value, dict):
                 ctx.fail(path, value, "a table")
             kwargs[name] = dict(value)
+        elif kind == "stages":
+            kwargs[name] = _build_stages(value, ctx, path)
         elif kind == "list":
             if not isinstance(value, (list, tuple)) or len(value) < f.metadata.get("min_len", 0):
                 ctx.fail(path, value, allowed_text(f, t) + (f" with at least {f.metadata['min_len']} items"
@@ -436,6 +584,55 @@ def _build(cls: type, raw: Any, ctx: _Ctx, prefix: str) -> Any:
                     items.append(_check_number(ctx, f"{path}[{i}]", item, inner, f, t))
             kwargs[name] = tuple(items)
     return cls(**kwargs)
+
+
+def _build_stages(value: Any, ctx: _Ctx, path: str) -> tuple:
+    """``[[mitigations]]`` tables: each validated against the parameters of the stage its ``name`` picks."""
+    if not isinstance(value, (list, tuple)):
+        ctx.fail(path, value, "a list of tables ([[mitigations]]), each with a `name`")
+    allowed = "one of " + ", ".join(MITIGATION_CONFIGS) + " or a dotted path package.module.Class"
+    stages = []
+    for i, table in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(table, dict):
+            ctx.fail(where, table, "a table with a `name`")
+        if "name" not in table:
+            raise ScenarioError(f"{ctx.source}: {where}.name: required field missing ({allowed})")
+        name = table["name"]
+        if not isinstance(name, str) or not (name in MITIGATION_CONFIGS or _is_dotted_path(name)):
+            ctx.fail(f"{where}.name", name, allowed)
+        cls = MITIGATION_CONFIGS.get(name, UserMitigationConfig)
+        stage = _build(cls, table, ctx, where + ".")
+        if cls is UserMitigationConfig:
+            _check_user_stage(stage, ctx, where)
+        if isinstance(stage, TakedownConfig):
+            for j, source in enumerate(stage.remove_flagged_by):
+                if not (source in MITIGATION_CONFIGS or _is_dotted_path(source)):
+                    ctx.fail(f"{where}.remove_flagged_by[{j}]", source, allowed)
+        stages.append(stage)
+    return tuple(stages)
+
+
+def _check_user_stage(stage: "UserMitigationConfig", ctx: _Ctx, where: str) -> None:
+    from .mitigations import load_stage_class  # a team's stage must import and have the documented method
+
+    try:
+        cls = load_stage_class(stage.name)
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        ctx.fail(f"{where}.name", stage.name, f"an importable mitigation stage class ({exc})")
+    _check_options(cls, stage.options, ctx, f"{where}.options", stage.name)
+
+
+def _check_options(cls: type, options: dict, ctx: _Ctx, path: str, name: str) -> None:
+    """A user class must accept ``(context, **options)``."""
+    import inspect
+
+    try:
+        inspect.signature(cls).bind(None, **options)
+    except TypeError as exc:
+        ctx.fail(path, options, f"keyword arguments {name} accepts ({exc})")
+    except ValueError:
+        pass   # no introspectable signature: the constructor will judge
 
 
 def _cross_checks(s: Scenario, ctx: _Ctx) -> None:
@@ -474,14 +671,7 @@ def _cross_checks(s: Scenario, ctx: _Ctx) -> None:
         cls = load_ranker_class(name)
     except Exception as exc:  # noqa: BLE001 - reported as one line
         ctx.fail("ranker.name", name, f"an importable ranker class ({exc})")
-    import inspect
-
-    try:
-        inspect.signature(cls).bind(None, **s.ranker.options)
-    except TypeError as exc:
-        ctx.fail("ranker.options", s.ranker.options, f"keyword arguments {name} accepts ({exc})")
-    except ValueError:
-        pass   # no introspectable signature: the constructor will judge
+    _check_options(cls, s.ranker.options, ctx, "ranker.options", name)
 
 
 def _is_dotted_path(name: str) -> bool:
@@ -617,4 +807,11 @@ def field_reference_rows(cls: type = Scenario, prefix: str = "") -> list[dict]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append({"path": path, "section": False, "unit": f.metadata["unit"], "default": scenario_to_dict(default),
                      "allowed": allowed_text(f, t), "doc": f.metadata["doc"]})
+        if kind == "stages":   # one section per built-in stage: the keys its [[mitigations]] table takes
+            for name, stage_cls in list(MITIGATION_CONFIGS.items()) + [("package.module.Class",
+                                                                         UserMitigationConfig)]:
+                rows.append({"path": path, "section": True, "heading": f'[[{path}]] name = "{name}"',
+                             "doc": (stage_cls.__doc__ or "").strip() if stage_cls is UserMitigationConfig
+                             else f"Parameters of the `{name}` stage (docs/mitigations.md)."})
+                rows.extend(r for r in field_reference_rows(stage_cls, "") if r["path"] != "name")
     return rows

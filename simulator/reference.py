@@ -31,7 +31,8 @@ def scenario_reference_markdown() -> str:
     ]
     for row in field_reference_rows():
         if row["section"]:
-            lines += ["", f"## `[{row['path']}]`", "", row["doc"], "",
+            heading = row.get("heading", f"[{row['path']}]")
+            lines += ["", f"## `{heading}`", "", row["doc"], "",
                       "| field | unit | default | allowed | meaning |", "|---|---|---|---|---|"]
             continue
         if not lines[-1].startswith("|"):
