@@ -1,10 +1,11 @@
 """Paired worlds and replicates: the audit of one scenario.
 
-Each replicate r runs, from the same seed sequence (spawn key (r,) of the run seed), up to three worlds:
-``campaign`` (the scenario as given), ``inert`` (the same with ``campaign.enabled = false``) and
-``chronological`` (the same with the reverse-chronological control ranker). Worlds whose resolved configuration is
-identical (e.g. the chronological world of a scenario that already uses ``chronological``) are the same world, by
-determinism, and are run once.
+Each replicate r runs, from the same seed sequence (spawn key (r,) of the run seed), up to five worlds:
+``campaign`` (the scenario as given), ``inert`` (the same with ``campaign.enabled = false``), ``chronological``
+(the same with the reverse-chronological control ranker), and, when the scenario lists mitigation stages,
+``campaign_unmitigated`` and ``inert_unmitigated`` (the first two without them). Worlds whose resolved
+configuration is identical (e.g. the chronological world of a scenario that already uses ``chronological``, or the
+unmitigated worlds of a scenario without mitigations) are the same world, by determinism, and are run once.
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ from .metrics import WorldOutcome, replicate_metrics, summarise
 from .model import AuditWorld
 from .seeding import replicate_seeds
 
-WORLDS = ("campaign", "inert", "chronological")
+WORLDS = ("campaign", "inert", "chronological", "campaign_unmitigated", "inert_unmitigated")
+
+
+def _inert(s: Scenario) -> Scenario:
+    return dataclasses.replace(s, campaign=dataclasses.replace(s.campaign, enabled=False))
 
 
 def paired_scenarios(s: Scenario) -> dict[str, Scenario]:
+    unmitigated = dataclasses.replace(s, mitigations=())
     return {
         "campaign": s,
-        "inert": dataclasses.replace(s, campaign=dataclasses.replace(s.campaign, enabled=False)),
+        "inert": _inert(s),
         "chronological": dataclasses.replace(s, ranker=dataclasses.replace(s.ranker, name="chronological",
                                                                            options={})),
+        "campaign_unmitigated": unmitigated,
+        "inert_unmitigated": _inert(unmitigated),
     }
 
 
@@ -63,7 +71,7 @@ def run_replicate(s: Scenario, replicate: int, seed_sequence: np.random.SeedSequ
         if source not in outcomes:
             outcomes[source] = run_world(scenarios[source], seed_sequence, progress)
         outcomes[name] = outcomes[source]
-    metrics = replicate_metrics(outcomes["campaign"], outcomes["inert"], outcomes["chronological"])
+    metrics = replicate_metrics(*(outcomes[w] for w in WORLDS))
     return ReplicateResult(replicate, tuple(seed_sequence.spawn_key), outcomes, metrics)
 
 

@@ -104,8 +104,9 @@ def _run(scenario, scenario_path: str, seed: int, args, folder: Path) -> int:
                                  wall_time=wall)
     write_run(folder, result, manifest)
     if not args.quiet:
-        print(headline_table(result.metrics))
-        print(f"\nwrote {folder}/ (metrics.json, manifest.json, timeseries.csv, plots) in {wall:.1f} s")
+        print(headline_table(result.metrics, mitigated=bool(scenario.mitigations)))
+        extra = ", flagged.csv" if scenario.mitigations else ""
+        print(f"\nwrote {folder}/ (metrics.json, manifest.json, timeseries.csv{extra}, plots) in {wall:.1f} s")
     return EXIT_OK
 
 
@@ -121,9 +122,21 @@ HEADLINE = (
     ("support_shift", "support shift of the target"),
     ("cost_per_1k_inflated", "USD per 1,000 inflated impressions"),
 )
+#: Added to the table when the scenario lists mitigation stages.
+MITIGATION_HEADLINE = (
+    ("inflation_factor_unmitigated", "inflation factor without mitigations"),
+    ("mitigation_effect", "mitigation effect (share of inflation removed)"),
+    ("collateral_damage.organic_creators", "collateral: organic creators' reach"),
+    ("collateral_damage.other_candidates", "collateral: other candidates' posts"),
+    ("precision", "detection precision"),
+    ("recall.bot", "recall: bots"),
+    ("recall.recruited", "recall: recruits"),
+    ("recall.influencer", "recall: paid influencers"),
+    ("detection_delay_hours.bot", "detection delay, bots (hours)"),
+)
 
 
-def headline_table(metrics: dict) -> str:
+def headline_table(metrics: dict, mitigated: bool = False) -> str:
     def get(name):
         node = metrics
         for p in name.split("."):
@@ -136,7 +149,7 @@ def headline_table(metrics: dict) -> str:
         return f"{v:.4g}"
 
     lines = [f"{'metric':44} {'mean':>10} {'95% CI':>24}  n"]
-    for name, label in HEADLINE:
+    for name, label in HEADLINE + (MITIGATION_HEADLINE if mitigated else ()):
         m = get(name)
         ci = f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]" if m["ci_low"] is not None else "—"
         lines.append(f"{label:44} {fmt(m['mean']):>10} {ci:>24}  {m['n']}")

@@ -295,7 +295,7 @@ class CoordinationDetectionConfig(MitigationConfig):
     window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
                                doc="Engagement events (likes, comments, shares) of the last this many hours are "
                                    "used.")
-    pair_window_minutes: float = spec(15.0, unit="minutes", gt=0.0, le=24.0 * 60,
+    pair_window_minutes: float = spec(5.0, unit="minutes", gt=0.0, le=24.0 * 60,
                                       doc="Two accounts engaging the same post less than this far apart form a "
                                           "co-engagement pair.")
     neighbours: int = spec(8, unit="pairs per engagement", ge=1, le=1_000,
@@ -305,6 +305,9 @@ class CoordinationDetectionConfig(MitigationConfig):
     min_shared_posts: int = spec(3, unit="posts", ge=1, le=10_000,
                                  doc="Two accounts are linked when they co-engaged at least this many distinct "
                                      "posts within the window.")
+    min_links: int = spec(3, unit="accounts", ge=1, le=10_000,
+                          doc="An account must be linked to at least this many others in its group (the group is "
+                              "the `min_links`-core of the links): a chain of chance pairs is not a network.")
     min_cluster_size: int = spec(5, unit="accounts", ge=2, le=10_000_000,
                                  doc="Connected groups of linked accounts at least this large are flagged.")
     action: str = spec("demote", choices=("demote", "remove", "flag"),
@@ -317,7 +320,7 @@ class CircuitBreakerConfig(MitigationConfig):
     min_engagements: int = spec(20, unit="engagements", ge=1, le=10_000_000,
                                 doc="A post needs at least this many first-hour likes, comments and shares before "
                                     "its velocity can trip the breaker.")
-    max_engagements_per_view: float = spec(0.6, unit="engagements/view", gt=0.0, le=100.0,
+    max_engagements_per_view: float = spec(0.5, unit="engagements/view", gt=0.0, le=100.0,
                                            doc="First-hour likes + comments + shares per first-hour view above "
                                                "which a post's velocity is anomalous and it is held.")
     hold_hours: float = spec(6.0, unit="hours", gt=0.0, le=24.0 * 30,
@@ -331,14 +334,14 @@ class CircuitBreakerConfig(MitigationConfig):
 
 @dataclass(frozen=True)
 class PaidLabelingConfig(MitigationConfig):
-    min_follower_share: float = spec(0.002, unit="share of accounts", ge=0.0, le=1.0,
+    min_follower_share: float = spec(0.0025, unit="share of accounts", ge=0.0, le=1.0,
                                      doc="Authors followed by at least this share of all accounts are high-reach "
-                                         "creators whose political posts are checked.")
+                                         "creators whose political posts are checked (0.0025 ≈ 22,000 of 9M).")
     max_political_share: float = spec(0.5, unit="share of posts", ge=0.0, le=1.0,
                                       doc="A political post by a high-reach author whose earlier posts in the run "
                                           "were less political than this looks paid (a sudden political post by an "
                                           "apolitical creator).")
-    min_history_posts: int = spec(3, unit="posts", ge=0, le=100_000,
+    min_history_posts: int = spec(5, unit="posts", ge=0, le=100_000,
                                   doc="Authors with fewer earlier posts in the run are not judged.")
 
 
@@ -353,12 +356,15 @@ class TakedownConfig(MitigationConfig):
                                   "below), so the stage works alone.")
     window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
                                doc="Own detection: engagement events of the last this many hours.")
-    pair_window_minutes: float = spec(15.0, unit="minutes", gt=0.0, le=24.0 * 60,
+    pair_window_minutes: float = spec(5.0, unit="minutes", gt=0.0, le=24.0 * 60,
                                       doc="Own detection: pair window (as in coordination_detection).")
     neighbours: int = spec(8, unit="pairs per engagement", ge=1, le=1_000,
                            doc="Own detection: pairs per engagement (as in coordination_detection).")
     min_shared_posts: int = spec(3, unit="posts", ge=1, le=10_000,
                                  doc="Own detection: shared posts that link two accounts.")
+    min_links: int = spec(3, unit="accounts", ge=1, le=10_000,
+                          doc="Own detection: links each account needs within its group (as in "
+                              "coordination_detection).")
     min_cluster_size: int = spec(10, unit="accounts", ge=2, le=10_000_000,
                                  doc="Own detection: smallest network taken down.")
     max_accounts: int = spec(0, unit="accounts", ge=0, le=1_000_000_000,

@@ -21,16 +21,23 @@ class PostTable:
     """Columns of all posts created so far. ``n`` rows are valid; arrays grow by doubling."""
 
     _COLUMNS = {
-        # observable content and signals
+        # observable content and the platform's own labels
         "author": np.int32, "created": np.float64, "topic": np.int16, "candidate": np.int8,
         "paid_label": np.bool_, "removed": np.bool_,
-        "views": np.int32, "served_views": np.int32, "first_hour_views": np.int32,
+        "oon_blocked": np.bool_,      # a mitigation keeps the post out of out-of-network distribution
+        "held_until": np.float64,     # a mitigation holds the post's graduation until this minute (0 = never held)
+        "paid_inferred": np.bool_,    # a mitigation labelled the post as paid content
+        # signals as the platform counts them: every play and engagement weighted by the mitigations (1 without)
+        "views": np.int32, "served_views": np.int32,
+        "trusted_views": np.float32, "trusted_first_hour_views": np.float32,
         # ground truth
         "quality": np.float32, "sponsored": np.bool_, "disclosed": np.bool_, "campaign": np.bool_,
         "has_credit": np.bool_, "impressions_o": np.int32,   # impressions served to the audience O
     }
-    _MATRICES = {"engagements": (len(ENGAGEMENT_TYPES), np.int32),
-                 "first_hour_engagements": (len(ENGAGEMENT_TYPES), np.int32),
+    _MATRICES = {"engagements": (len(ENGAGEMENT_TYPES), np.int32),   # as displayed to users (raw)
+                 "trusted_engagements": (len(ENGAGEMENT_TYPES), np.float32),
+                 "trusted_first_hour_engagements": (len(ENGAGEMENT_TYPES), np.float32),
+                 "trusted_served_engagements": (len(ENGAGEMENT_TYPES), np.float32),   # from feed impressions
                  "engagement_by_route": (N_ROUTES, np.float32),   # ground truth: engagers' routes (spec §5)
                  "credit": (N_ROUTES, np.float32),                # route shares of the latest graduation
                  "route_at_credit": (N_ROUTES, np.float32)}       # ledger snapshot at that graduation
@@ -70,6 +77,21 @@ class PostTable:
             width = arr.shape[1]
             counts = np.bincount((ids - lo) * width + cols, minlength=span * width)
             arr[lo: lo + span] += counts.reshape(span, width).astype(arr.dtype)
+
+    def add_weighted(self, column: str, ids: np.ndarray, weights: np.ndarray, cols: np.ndarray | None = None
+                     ) -> None:
+        """``column[id] += weight`` (or ``column[id, col] += weight``) per occurrence, like :meth:`count`."""
+        if ids.size == 0:
+            return
+        arr = getattr(self, column)
+        lo = int(ids.min())
+        span = int(ids.max()) - lo + 1
+        if cols is None:
+            arr[lo: lo + span] += np.bincount(ids - lo, weights=weights, minlength=span).astype(arr.dtype)
+        else:
+            width = arr.shape[1]
+            sums = np.bincount((ids - lo) * width + cols, weights=weights, minlength=span * width)
+            arr[lo: lo + span] += sums.reshape(span, width).astype(arr.dtype)
 
     def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, candidate: np.ndarray,
             quality: np.ndarray, sponsored: np.ndarray | bool = False, disclosed: np.ndarray | bool = False,

@@ -18,6 +18,12 @@ METRIC_NAMES = (
     "impressions", "reach", "reach_share", "share_of_voice", "inflation_factor", "amplification_ratio",
     "amplification", "attribution.bot", "attribution.paid", "attribution.recruited", "attribution.organic",
     "persuadable_reach", "support_shift", "cost_per_1k_inflated", "gini",
+    # mitigations (spec §4-5): trivial (0 effect, no flags) when the scenario lists no stage
+    "mitigation_effect", "inflation_factor_unmitigated", "collateral_damage.organic_creators",
+    "collateral_damage.other_candidates", "collateral_damage_with_campaign.organic_creators",
+    "collateral_damage_with_campaign.other_candidates", "precision",
+    "recall.bot", "recall.recruited", "recall.influencer",
+    "detection_delay_hours.bot", "detection_delay_hours.recruited", "detection_delay_hours.influencer",
 )
 
 
@@ -47,15 +53,30 @@ class WorldOutcome:
     opinion_enabled: bool
     dollars: float
     scale: float
+    organic_creator_impressions: int = 0      # impressions to O of posts by organic (not recruited) accounts
+    other_candidate_impressions: int = 0      # … of authentic posts (organic users, official accounts) about
+    #                                           candidates other than the target
+    detection: dict = field(default_factory=dict)   # detection.detection_scores of the world's flags
+    flagged: list = field(default_factory=list)     # rows of flagged.csv (without the world column filled)
     series: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, world) -> "WorldOutcome":
+        from .detection import detection_scores, flag_rows
+        from .population import Kind
+
         ledger = world.ledger
-        authored = np.zeros(world.population.n, dtype=bool)
-        authored[world.posts.author[: world.posts.n]] = True
+        table, pop = world.posts, world.population
+        authored = np.zeros(pop.n, dtype=bool)
+        authored[table.author[: table.n]] = True
         mv = world.datacollector.model_vars
         end = np.asarray(mv["vote_shares"][-1]) if mv.get("vote_shares") else world.start_vote_shares
+        author_kind = pop.kind[table.author[: table.n]]
+        imps = table.impressions_o[: table.n].astype(np.int64)
+        cand = table.candidate[: table.n]
+        authentic = (author_kind == Kind.ORGANIC) | (author_kind == Kind.CANDIDATE)
+        other = authentic & (cand >= 0) & (cand != world.target)
+        flags = world.mitigations.flags.arrays()
         return cls(
             target_impressions=int(ledger.target_impressions), reach=ledger.reach, n_o=ledger.n_o,
             persuadable_reach=ledger.persuadable_reach,
@@ -66,6 +87,11 @@ class WorldOutcome:
             end_target_share=float(end[world.target]),
             opinion_enabled=world.config.opinion.enabled, dollars=float(world.operator.dollars),
             scale=world.config.scale,
+            organic_creator_impressions=int(imps[author_kind == Kind.ORGANIC].sum()),
+            other_candidate_impressions=int(imps[other].sum()),
+            detection=detection_scores(flags["account"], flags["minute"], pop.kind, world.campaign_first_action,
+                                       world.campaign_enabled),
+            flagged=flag_rows("", flags, pop.kind, world.mitigations.names),
             series={k: list(v) for k, v in mv.items()},
         )
 
@@ -74,8 +100,20 @@ def _ratio(a: float, b: float) -> float | None:
     return None if b == 0 else a / b
 
 
-def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological: WorldOutcome) -> dict:
-    """Flat {dotted name: value or None} for one replicate's three paired worlds (same seed)."""
+def _change(after: float, before: float) -> float | None:
+    """Relative change after ÷ before − 1 (None when before is 0)."""
+    r = _ratio(after, before)
+    return None if r is None else r - 1.0
+
+
+def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological: WorldOutcome,
+                      campaign_unmitigated: WorldOutcome | None = None,
+                      inert_unmitigated: WorldOutcome | None = None) -> dict:
+    """Flat {dotted name: value or None} for one replicate's paired worlds (same seed). ``campaign``, ``inert``
+    and ``chronological`` run the scenario's mitigation stages; the ``*_unmitigated`` worlds are the same without
+    them (the same worlds when the scenario has none, the default)."""
+    campaign_unmitigated = campaign_unmitigated or campaign
+    inert_unmitigated = inert_unmitigated or inert
     a = campaign
     reach_share = _ratio(a.reach, a.n_o)
     amp = _ratio(reach_share, _ratio(chronological.reach, chronological.n_o)) if reach_share is not None and \
@@ -99,6 +137,21 @@ def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological
     }
     for i, route in enumerate(ROUTES):
         out[f"attribution.{route}"] = float(routes[i] / total_routes) if total_routes > 0 else None
+    # Mitigations (spec §5): the share of the inflation removed, same seed; collateral damage to authentic
+    # creators measured where the campaign is inert (the stages' cost when there is nothing to catch) and, for
+    # completeness, where it is active (net of the reach the campaign's removal frees).
+    if_unmitigated = _ratio(campaign_unmitigated.reach, inert_unmitigated.reach)
+    if_mitigated = out["inflation_factor"]
+    out["inflation_factor_unmitigated"] = if_unmitigated
+    out["mitigation_effect"] = (None if if_mitigated is None or if_unmitigated is None or if_unmitigated == 1.0
+                                else 1.0 - (if_mitigated - 1.0) / (if_unmitigated - 1.0))
+    for key, (after, before) in {"collateral_damage": (inert, inert_unmitigated),
+                                 "collateral_damage_with_campaign": (campaign, campaign_unmitigated)}.items():
+        out[f"{key}.organic_creators"] = _change(after.organic_creator_impressions,
+                                                 before.organic_creator_impressions)
+        out[f"{key}.other_candidates"] = _change(after.other_candidate_impressions,
+                                                 before.other_candidate_impressions)
+    out.update(campaign.detection)
     return out
 
 

@@ -1,9 +1,11 @@
 """The Mesa model: one world, stepped hour by hour.
 
 One step = sessions → feeds (the platform's ranker) → impressions and engagement → opinion → new posts (organic,
-candidates, influencers, bots, recruits) → directed engagement due this step → end of day: follows merged and the
-daily series collected. Mesa owns the clock (``steps``), the model generator (``rng``), the agents (platform,
-campaign operator, influencers) and the :class:`mesa.DataCollector`; the accounts and posts are arrays.
+candidates, influencers, bots, recruits) → directed engagement due this step → the step's plays and engagement
+counted, reviewed by the platform's mitigation stages and counted again as the platform weighs them → end of day:
+follows merged and the daily series collected. Mesa owns the clock (``steps``), the model generator (``rng``), the
+agents (platform, campaign operator, influencers) and the :class:`mesa.DataCollector`; the accounts and posts are
+arrays.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .campaign import TYPE_BITS, CampaignOperator, Influencer
 from .config import Scenario
 from .content import FOLLOW, PostDrafts, PostTable
 from .exposure import ExposureLedger, note_graduations
+from .mitigations.pipeline import MitigationPipeline
 from .opinion import expected_vote_shares, persuade
 from .platform import Platform
 from .population import ROUTE_OF_KIND, build_population
@@ -37,13 +40,19 @@ class AuditWorld(mesa.Model):
         self.target = s.candidates.names.index(s.candidates.target)
         self.population = pop = build_population(s, self.streams.population)
         self.posts = PostTable(capacity=int(s.population.organic_users * s.activity.post_rate * s.days * 1.3) + 1024)
+        # The platform's decisions about accounts (observable to rankers and mitigations).
         self.account_removed = np.zeros(pop.n, dtype=bool)
+        self.account_demoted = np.zeros(pop.n, dtype=bool)
+        self.account_flag_stages = np.zeros(pop.n, dtype=np.int64)
+        # Ground truth for scoring detection: when each account first acted for the campaign (minutes).
+        self.campaign_first_action = np.full(pop.n, np.inf)
         self.audience = Audience(s, pop, self.streams.activity, self.streams.engagement, self.streams.content)
         self.ledger = ExposureLedger(pop, len(s.candidates.names), self.target)
         self.drafts = PostDrafts()
         ctx = RankerContext(settings=s.ranker, feed=s.feed, n_audience=pop.n_audience, topics=s.population.topics)
         self.platform = Platform(self, make_ranker(ctx))
         self.operator = CampaignOperator(self)
+        self.mitigations = MitigationPipeline(self, s.mitigations, self.streams.mitigation)
         self.start_vote_shares = expected_vote_shares(pop.support, self.ledger.in_o)
         self.impressions_served = 0
         self.engagements = 0
@@ -95,13 +104,18 @@ class AuditWorld(mesa.Model):
         step = self.steps_done
         t0 = self.now
         table, pop = self.posts, self.population
-        # 1-2. Sessions and feeds.
+        # 1-2. Sessions (accounts a mitigation took down no longer open the app) and feeds.
         users = self.audience.sessions(step)
+        if self.mitigations.active:
+            users = users[~self.account_removed[users]]
         feeds = self.platform.serve(users)
         note_graduations(table, feeds.graduated, pop.kind)
         self.audience.last_session[users] = t0
         shown = feeds.posts != -1
         imp_users = np.broadcast_to(users[:, None], feeds.posts.shape)[shown]
+        # When in the step each session happens (its own stream: the other streams draw as they would without it).
+        session_time = t0 + self.streams.session_time.random(users.size) * self.step_minutes
+        imp_times = np.broadcast_to(session_time[:, None], feeds.posts.shape)[shown]
         imp_posts = feeds.posts[shown]
         imp_routes = feeds.routes[shown]
         # 3. Impressions and engagement.
@@ -109,8 +123,6 @@ class AuditWorld(mesa.Model):
         self.impressions_served += imp_posts.size
         recruits_active = self.campaign_enabled and t0 >= s.campaign.recruits.recruit_day * 1440.0
         engaged = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)
-        self._apply_engagement(imp_users, imp_posts, engaged, np.full(imp_posts.size, t0 + 0.5 * self.step_minutes),
-                               served=True)
         # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
         if s.opinion.enabled:
             any_eng = engaged.any(axis=1)
@@ -120,13 +132,29 @@ class AuditWorld(mesa.Model):
         # 5. New posts this step.
         self._post(t0)
         ids, sources = self.drafts.commit(table)
+        self._note_campaign_posts(ids)
         self.operator.direct(ids, sources)
-        # 6. Directed engagement due this step.
+        # 6. Directed engagement due this step (accounts taken down can no longer act).
         acc, posts, times, masks = self.operator.directed.pop(step)
-        if acc.size:
-            engaged = (masks[:, None] & TYPE_BITS[None, :]) > 0
-            self._apply_engagement(acc, posts, engaged, times, served=False)
-        # 7. End of day.
+        if acc.size and self.mitigations.active:
+            ok = ~self.account_removed[acc]
+            acc, posts, times, masks = acc[ok], posts[ok], times[ok], masks[ok]
+        self._note_campaign_actions(acc, times)
+        # 7. The step's plays: feed impressions, then directed visits. Counted as they happened (what users see,
+        # ground truth), reviewed by the mitigation stages, and counted as the platform weighs them.
+        served_types = np.packbits(engaged, axis=1, bitorder="little")[:, 0] if engaged.size else \
+            np.zeros(0, np.uint8)
+        events = StepEvents(
+            account=np.concatenate([imp_users.astype(np.int64), acc]),
+            post=np.concatenate([imp_posts.astype(np.int64), posts]),
+            types=np.concatenate([served_types, masks.astype(np.uint8)]),
+            time=np.concatenate([imp_times, times]),
+            served=np.concatenate([np.ones(imp_posts.size, bool), np.zeros(acc.size, bool)]),
+        )
+        self._count_plays(events)
+        weights = self.mitigations.review(events, ids)
+        self._count_trusted(events, weights)
+        # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
             pop.follows.merge_pending()
             self.datacollector.collect(self)
@@ -159,28 +187,81 @@ class AuditWorld(mesa.Model):
             self.agents_by_type[Influencer].do("step")
         self.operator.post()
 
-    def _apply_engagement(self, accounts: np.ndarray, posts: np.ndarray, engaged: np.ndarray, times: np.ndarray,
-                          served: bool) -> None:
-        """Count views and engagements (observable), the engagers' routes (ground truth) and new follows."""
+    def _count_plays(self, events: "StepEvents") -> None:
+        """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes
+        (ground truth) and new follows."""
         table = self.posts
-        if posts.size == 0:
+        if events.post.size == 0:
             return
-        table.count("views", posts)
-        if served:
-            table.count("served_views", posts)
-        rows, types = np.nonzero(engaged)
+        table.count("views", events.post)
+        table.count("served_views", events.post[events.served])
+        rows, types = events.engagement_rows()
         if rows.size:
-            table.count("engagements", posts[rows], types)
+            posts = events.post[rows]
+            table.count("engagements", posts, types)
             self.engagements += rows.size
-            route = ROUTE_OF_KIND[self.population.kind[accounts[rows]]]
-            table.count("engagement_by_route", posts[rows], route)
-        early = times - table.created[posts] < MINUTES_PER_HOUR
-        if early.any():
-            table.count("first_hour_views", posts[early])
+            route = ROUTE_OF_KIND[self.population.kind[events.account[rows]]]
+            table.count("engagement_by_route", posts, route)
+            f = types == FOLLOW
+            if f.any():
+                self.population.follows.add(events.account[rows[f]], table.author[posts[f]])
+
+    def _count_trusted(self, events: "StepEvents", weights: np.ndarray) -> None:
+        """The platform's ranking signals: each play and engagement counted with its mitigation weight."""
+        table = self.posts
+        if events.post.size == 0:
+            return
+        posts = events.post
+        table.add_weighted("trusted_views", posts, weights)
+        early = events.time - table.created[posts] < MINUTES_PER_HOUR
+        table.add_weighted("trusted_first_hour_views", posts[early], weights[early])
+        rows, types = events.engagement_rows()
+        if rows.size:
+            w, p = weights[rows], posts[rows]
+            table.add_weighted("trusted_engagements", p, w, types)
             er = early[rows]
-            if er.any():
-                table.count("first_hour_engagements", posts[rows][er], types[er])
-        f = engaged[:, FOLLOW]
-        if f.any():
-            self.population.follows.add(accounts[f], table.author[posts[f]])
+            table.add_weighted("trusted_first_hour_engagements", p[er], w[er], types[er])
+            sr = events.served[rows]
+            table.add_weighted("trusted_served_engagements", p[sr], w[sr], types[sr])
+
+    def _note_campaign_posts(self, ids: np.ndarray) -> None:
+        camp = ids[self.posts.campaign[ids]] if ids.size else ids
+        if camp.size:
+            self._note_campaign_actions(self.posts.author[camp].astype(np.int64), self.posts.created[camp])
+
+    def _note_campaign_actions(self, accounts: np.ndarray, times: np.ndarray) -> None:
+        """Ground truth: the first campaign action (a campaign post or a directed visit) of each account."""
+        if accounts.size == 0:
+            return
+        first = self.campaign_first_action
+        new = np.isinf(first[accounts])
+        if new.any():
+            acc, t = accounts[new], times[new]
+            order = np.lexsort((t, acc))
+            acc, t = acc[order], t[order]
+            head = np.ones(acc.size, bool)
+            head[1:] = acc[1:] != acc[:-1]
+            first[acc[head]] = t[head]
+
+
+class StepEvents:
+    """One step's plays, aligned arrays: account, post, engagement type mask (bit i = type i of
+    ``content.ENGAGEMENT_TYPES``; 0 = a play with no engagement), time, and whether the play was a feed impression."""
+
+    __slots__ = ("account", "post", "types", "time", "served", "_rows")
+
+    def __init__(self, account, post, types, time, served):
+        self.account, self.post, self.types, self.time, self.served = account, post, types, time, served
+        self._rows = None
+
+    @property
+    def size(self) -> int:
+        return int(self.account.size)
+
+    def engagement_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(event row, engagement type) for every engagement carried by the events, row-major."""
+        if self._rows is None:
+            bits = (self.types[:, None] & TYPE_BITS[None, :]) != 0
+            self._rows = np.nonzero(bits)
+        return self._rows
 

@@ -25,23 +25,31 @@ class PlatformView:
     """Observable state at the start of one step. Times are minutes since the start of day 0.
 
     Posts (``post_*`` arrays, one row per post id ``0 .. n_posts-1``): author, creation time, topic, the candidate
-    the content promotes (-1 none: content classification is something platforms do), the paid-partnership label,
-    whether the post was removed, views (all plays), ``served_views`` (impressions the feed served), engagement
-    counts by type (columns ``watch, like, comment, share, follow``) and the same counts within the first hour.
+    the content promotes (-1 none: content classification is something platforms do), the creator's
+    paid-partnership label, whether the post was removed, views (all plays), ``served_views`` (impressions the feed
+    served), engagement counts by type (columns ``watch, like, comment, share, follow``), the same counts within the
+    first hour, and ``served_engagements`` (engagement that came from feed impressions, not direct visits). Views
+    and engagement counts are the platform's *counted* signals: each play and engagement weighted by the
+    mitigation stages (1 when there are none). The platform's own labels: ``post_oon_blocked`` (kept out of
+    out-of-network distribution), ``post_held_until`` (graduation held until that minute), ``post_paid_inferred``
+    (labelled as paid content by a mitigation).
 
     Accounts (``account_*`` arrays, one row per account): registration time (hours, negative = before day 0),
-    active days in the 90 days before day 0, whether removed. ``follows`` is the CSR follow graph (row follows
-    column; its arrays are read-only). ``interest_estimate`` is the platform's inferred topic profile of each audience user,
-    ``last_session`` the start of each audience user's previous session (-inf if none).
+    active days in the 90 days before day 0, whether removed or demoted by a mitigation, and
+    ``account_flag_stages`` (bit ``1 << i`` set when mitigation stage ``i`` flagged the account). ``follows`` is the
+    CSR follow graph (row follows column; its arrays are read-only). ``interest_estimate`` is the platform's
+    inferred topic profile of each audience user, ``last_session`` the start of each audience user's previous
+    session (-inf if none).
     """
 
     __slots__ = (
         "now", "step", "step_minutes", "n_posts", "n_accounts", "n_audience", "topics", "max_post_age_minutes",
         "post_author", "post_created", "post_topic", "post_candidate", "post_paid_label", "post_removed",
         "post_views", "post_served_views", "post_engagements", "post_first_hour_views",
-        "post_first_hour_engagements",
-        "account_registered_hours", "account_prior_active_days", "account_removed", "follows",
-        "interest_estimate", "last_session",
+        "post_first_hour_engagements", "post_served_engagements",
+        "post_oon_blocked", "post_held_until", "post_paid_inferred",
+        "account_registered_hours", "account_prior_active_days", "account_removed", "account_demoted",
+        "account_flag_stages", "follows", "interest_estimate", "last_session",
     )
 
     def __init__(self, **observables):
@@ -69,6 +77,15 @@ class PlatformView:
         return (~self.post_removed[posts]) & (~self.account_removed[self.post_author[posts]]) & (
             self.post_created[posts] < self.now)
 
+    def promotable(self, posts: np.ndarray) -> np.ndarray:
+        """Mask of ``posts`` that may be distributed out of network: not blocked by a mitigation, author not
+        demoted. (In-network delivery to followers is not affected.)"""
+        return (~self.post_oon_blocked[posts]) & (~self.account_demoted[self.post_author[posts]])
+
+    def graduation_held(self, posts: np.ndarray) -> np.ndarray:
+        """Mask of ``posts`` whose graduation to wider distribution a mitigation holds at ``now``."""
+        return self.post_held_until[posts] > self.now
+
 
 def make_view(world, now: float) -> PlatformView:
     """Assemble the observable view of ``world`` (an :class:`simulator.model.AuditWorld`) at time ``now``."""
@@ -81,11 +98,16 @@ def make_view(world, now: float) -> PlatformView:
         max_post_age_minutes=world.config.feed.max_post_age_hours * MINUTES_PER_HOUR,
         post_author=posts.author[:n], post_created=posts.created[:n], post_topic=posts.topic[:n],
         post_candidate=posts.candidate[:n], post_paid_label=posts.paid_label[:n], post_removed=posts.removed[:n],
-        post_views=posts.views[:n], post_served_views=posts.served_views[:n], post_engagements=posts.engagements[:n],
-        post_first_hour_views=posts.first_hour_views[:n],
-        post_first_hour_engagements=posts.first_hour_engagements[:n],
+        post_views=posts.trusted_views[:n], post_served_views=posts.served_views[:n],
+        post_engagements=posts.trusted_engagements[:n],
+        post_first_hour_views=posts.trusted_first_hour_views[:n],
+        post_first_hour_engagements=posts.trusted_first_hour_engagements[:n],
+        post_served_engagements=posts.trusted_served_engagements[:n],
+        post_oon_blocked=posts.oon_blocked[:n], post_held_until=posts.held_until[:n],
+        post_paid_inferred=posts.paid_inferred[:n],
         account_registered_hours=pop.registered_hours, account_prior_active_days=pop.prior_active_days,
-        account_removed=world.account_removed, follows=follows,
+        account_removed=world.account_removed, account_demoted=world.account_demoted,
+        account_flag_stages=world.account_flag_stages, follows=follows,
         interest_estimate=pop.interest_estimate, last_session=world.audience.last_session,
     )
 
@@ -104,4 +126,23 @@ class Platform(mesa.Agent):
         view = make_view(self.model, self.model.now)
         feeds = self.ranker.rank(FeedRequest(users=users, feed_size=self.model.config.feed.feed_size), view,
                                  self.stream)
-        return check_feeds(feeds, users.size, self.model.config.feed.feed_size, view)
+        feeds = check_feeds(feeds, users.size, self.model.config.feed.feed_size, view)
+        return enforce_moderation(feeds, view) if self.model.mitigations.active else feeds
+
+
+def enforce_moderation(feeds, view: PlatformView):
+    """Empty the feed slots that break a mitigation's decision, whatever the ranker did: out-of-network slots of
+    posts that are blocked or whose authors are demoted, and graduated (ENGAGEMENT-route) slots of held posts.
+    The built-in rankers never produce such slots; a user ranker that ignores the labels loses them."""
+    from .ranking.base import EMPTY, Route
+
+    shown = feeds.posts != EMPTY
+    if not shown.any():
+        return feeds
+    safe = np.where(shown, feeds.posts, 0)
+    oon = shown & (feeds.routes != Route.FOLLOWED)
+    bad = oon & ~view.promotable(safe)
+    bad |= shown & (feeds.routes == Route.ENGAGEMENT) & view.graduation_held(safe)
+    if bad.any():
+        feeds.posts = np.where(bad, EMPTY, feeds.posts)
+    return feeds

@@ -13,7 +13,12 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 WORLDS = ("campaign", "inert", "chronological")
-WORLD_LABELS = {"campaign": "with campaign", "inert": "campaign inert", "chronological": "chronological control"}
+MITIGATED_WORLDS = ("campaign_unmitigated", "campaign", "inert", "chronological")
+WORLD_LABELS = {"campaign": "with campaign", "inert": "campaign inert", "chronological": "chronological control",
+                "campaign_unmitigated": "with campaign, no mitigation"}
+MITIGATED_LABELS = {"campaign": "with campaign, mitigated", "inert": "campaign inert, mitigated",
+                    "chronological": "chronological control, mitigated",
+                    "campaign_unmitigated": "with campaign, no mitigation"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -46,16 +51,17 @@ def series_by_replicate(header: list[str], rows: list[list]) -> tuple[np.ndarray
 
 
 def plot_run(folder: Path, header: list[str], rows: list[list], *, scenario_name: str, ranker: str, target: str,
-             candidates: list[str], n_o: int, activation_day: float) -> list[Path]:
+             candidates: list[str], n_o: int, activation_day: float, mitigated: bool = False) -> list[Path]:
     days, cols = series_by_replicate(header, rows)
     x = days + 1
     out = []
+    worlds, labels = (MITIGATED_WORLDS, MITIGATED_LABELS) if mitigated else (WORLDS, WORLD_LABELS)
     for key, fname, ylabel, scale in (("cumulative_reach", "reach.png", "cumulative reach (share of audience O)", n_o),
                                       ("target_impressions", "impressions.png", "target impressions per day", 1)):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for w in WORLDS:
+        for w in worlds:
             mean, lo, hi = _mean_band(cols[f"{key}_{w}"] / scale, 0.0)
-            line, = ax.plot(x, mean, label=WORLD_LABELS[w])
+            line, = ax.plot(x, mean, label=labels[w], ls="--" if w == "campaign_unmitigated" else "-")
             if lo is not None:
                 ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
         ax.axvline(activation_day + 1, color="grey", ls=":", lw=1, label="bots wake")

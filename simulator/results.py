@@ -179,8 +179,28 @@ def csv_text(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
+FLAGGED_COLUMNS = ("replicate", "world", "account", "true_kind", "stage", "stage_index", "flagged_at_hours",
+                   "reason")
+
+
+def flagged_rows(result: AuditResult) -> list[list]:
+    """Every account a mitigation stage flagged (first flag per account and stage), with its true kind: in the
+    mitigated world with the campaign and in the mitigated inert world (false positives when nothing is there to
+    catch), per replicate; sorted by replicate, world, time, stage, account."""
+    rows = []
+    for r in result.replicates:
+        for world in ("campaign", "inert"):
+            for f in r.outcomes[world].flagged:
+                rows.append([r.replicate, world, f["account"], f["true_kind"], f["stage"], f["stage_index"],
+                             _num(f["flagged_at_hours"]), f["reason"]])
+    order = {"campaign": 0, "inert": 1}
+    rows.sort(key=lambda row: (row[0], order[row[1]], float(row[6]), row[5], row[2]))
+    return rows
+
+
 def write_run(folder: Path, result: AuditResult, manifest: dict) -> list[Path]:
-    """Write metrics.json, timeseries.csv, plots and (last) manifest.json into ``folder``."""
+    """Write metrics.json, timeseries.csv, flagged.csv (with mitigation stages), plots and (last) manifest.json
+    into ``folder``."""
     from .plots import plot_run
 
     folder = Path(folder)
@@ -189,9 +209,12 @@ def write_run(folder: Path, result: AuditResult, manifest: dict) -> list[Path]:
     atomic_write_text(folder / "timeseries.csv", csv_text(header, rows))
     written = [folder / "timeseries.csv"]
     s = result.scenario
+    if s.mitigations:
+        atomic_write_text(folder / "flagged.csv", csv_text(list(FLAGGED_COLUMNS), flagged_rows(result)))
+        written.append(folder / "flagged.csv")
     written += plot_run(folder, header, rows, scenario_name=s.name, ranker=s.ranker.name, target=s.candidates.target,
                         candidates=list(s.candidates.names), n_o=result.replicates[0].outcomes["campaign"].n_o,
-                        activation_day=s.campaign.bots.activation_day)
+                        activation_day=s.campaign.bots.activation_day, mitigated=bool(s.mitigations))
     atomic_write_text(folder / "metrics.json", dumps_json(metrics_document(result)))
     atomic_write_text(folder / "manifest.json", dumps_json(manifest))
     return written + [folder / "metrics.json", folder / "manifest.json"]

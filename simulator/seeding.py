@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("mesa", "population", "activity", "content", "engagement", "ranker", "campaign")
+#: Named streams, in spawn order. New streams are appended, never inserted: the children already listed keep their
+#: spawn keys, so adding a stream does not change what the others draw.
+STREAMS = ("mesa", "population", "activity", "content", "engagement", "ranker", "campaign", "mitigation",
+           "session_time")
 
 
 def replicate_seeds(seed: int, replicates: int) -> list[np.random.SeedSequence]:

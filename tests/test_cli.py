@@ -24,7 +24,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUMMARY_KEYS = {"mean", "ci_low", "ci_high", "n", "values"}
 MANIFEST_KEYS = {"config", "config_hash", "seed", "spawn_keys", "command", "package", "dependencies", "git_commit",
                  "started_at", "wall_time_seconds", "peak_memory_mb"}
-WORLDS = ("campaign", "inert", "chronological")
+WORLDS = ("campaign", "inert", "chronological", "campaign_unmitigated", "inert_unmitigated")
 SEED = 7
 
 
@@ -391,6 +391,10 @@ def test_timeseries_agrees_with_metrics(run2):
         if reach["chronological"]:
             assert m["amplification_ratio"]["values"][r] == pytest.approx(reach["campaign"] / reach["chronological"])
             assert m["amplification"]["values"][r] == pytest.approx(reach["campaign"] / reach["chronological"] - 1)
+        # Without mitigation stages the unmitigated worlds are the same worlds (run once).
+        assert reach["campaign_unmitigated"] == reach["campaign"] and reach["inert_unmitigated"] == reach["inert"]
+        assert m["mitigation_effect"]["values"][r] == 0.0
+        assert m["precision"]["values"][r] is None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -56,9 +56,15 @@ class World:
     post_engagements: np.ndarray
     post_first_hour_views: np.ndarray
     post_first_hour_engagements: np.ndarray
+    post_served_engagements: np.ndarray
+    post_oon_blocked: np.ndarray
+    post_held_until: np.ndarray
+    post_paid_inferred: np.ndarray
     account_registered_hours: np.ndarray
     account_prior_active_days: np.ndarray
     account_removed: np.ndarray
+    account_demoted: np.ndarray
+    account_flag_stages: np.ndarray
     follows: sp.csr_matrix
     interest_estimate: np.ndarray
     last_session: np.ndarray
@@ -85,8 +91,12 @@ class World:
             post_served_views=cut(self.post_served_views), post_engagements=cut(self.post_engagements),
             post_first_hour_views=cut(self.post_first_hour_views),
             post_first_hour_engagements=cut(self.post_first_hour_engagements),
+            post_served_engagements=cut(self.post_served_engagements),
+            post_oon_blocked=cut(self.post_oon_blocked), post_held_until=cut(self.post_held_until),
+            post_paid_inferred=cut(self.post_paid_inferred),
             account_registered_hours=self.account_registered_hours,
             account_prior_active_days=self.account_prior_active_days, account_removed=self.account_removed,
+            account_demoted=self.account_demoted, account_flag_stages=self.account_flag_stages,
             follows=self.follows, interest_estimate=self.interest_estimate, last_session=self.last_session,
         )
         assert set(obs) == set(OBSERVABLES), "worldkit is out of date with PlatformView.__slots__"
@@ -108,11 +118,13 @@ class World:
 def build_world(*, n_accounts: int, n_audience: int, topics: int, author, created, topic=None, candidate=None,
                 removed=None, views=None, engagements=None, first_hour_views=None, first_hour_engagements=None,
                 served_views=None, paid_label=None, account_removed=None, follows=None, interest_estimate=None,
-                last_session=None, registered_hours=None, prior_active_days=None,
+                last_session=None, registered_hours=None, prior_active_days=None, served_engagements=None,
+                oon_blocked=None, held_until=None, paid_inferred=None, account_demoted=None,
+                account_flag_stages=None,
                 max_post_age_minutes: float = 72 * 60.0, step_minutes: float = 60.0) -> World:
     """A :class:`World` from post columns (``created`` must be non-decreasing); every omitted column gets a
     neutral default: no engagement, topic 0, no candidate, nothing removed, nobody follows anybody, uniform
-    interests, no previous session."""
+    interests, no previous session, no mitigation label."""
     author = np.asarray(author, dtype=np.int32)
     n = author.size
     created = np.asarray(created, dtype=np.float64).reshape(n)
@@ -136,6 +148,13 @@ def build_world(*, n_accounts: int, n_audience: int, topics: int, author, create
         post_served_views=col(served_views, np.int32), post_engagements=mat(engagements),
         post_first_hour_views=col(first_hour_views, np.int32),
         post_first_hour_engagements=mat(first_hour_engagements),
+        post_served_engagements=mat(served_engagements),
+        post_oon_blocked=col(oon_blocked, np.bool_, False), post_held_until=col(held_until, np.float64, 0.0),
+        post_paid_inferred=col(paid_inferred, np.bool_, False),
+        account_demoted=(np.zeros(n_accounts, dtype=bool) if account_demoted is None
+                         else np.asarray(account_demoted, dtype=bool)),
+        account_flag_stages=(np.zeros(n_accounts, dtype=np.int64) if account_flag_stages is None
+                             else np.asarray(account_flag_stages, dtype=np.int64)),
         account_registered_hours=(np.full(n_accounts, -24.0 * 365) if registered_hours is None
                                   else np.asarray(registered_hours, dtype=np.float64)),
         account_prior_active_days=(np.full(n_accounts, 45, dtype=np.int16) if prior_active_days is None

@@ -6,7 +6,23 @@ from __future__ import annotations
 from .base import (ACTIVE, TYPE_BITS, Evidence, StageContext, StageContractError, Verdict, load_stage_class,
                    make_stage)
 
-BUILTIN: dict[str, type] = {}
+from .circuit_breaker import CircuitBreaker
+from .coordination import CoordinationDetection
+from .dormancy import DormancyDampening
+from .paid_labeling import PaidLabeling
+from .rate_limit import RateLimit
+from .takedown import Takedown
 
-__all__ = ["ACTIVE", "BUILTIN", "TYPE_BITS", "Evidence", "StageContext", "StageContractError", "Verdict",
+#: Built-in stages by the ``name`` of their ``[[mitigations]]`` table (parameters: ``config.MITIGATION_CONFIGS``).
+BUILTIN: dict[str, type] = {
+    "dormancy_dampening": DormancyDampening,
+    "coordination_detection": CoordinationDetection,
+    "circuit_breaker": CircuitBreaker,
+    "paid_labeling": PaidLabeling,
+    "takedown": Takedown,
+    "rate_limit": RateLimit,
+}
+
+__all__ = ["ACTIVE", "BUILTIN", "CircuitBreaker", "CoordinationDetection", "DormancyDampening", "PaidLabeling",
+           "RateLimit", "Takedown", "TYPE_BITS", "Evidence", "StageContext", "StageContractError", "Verdict",
            "load_stage_class", "make_stage"]

@@ -30,6 +30,8 @@ class EngagementRanker(InterestRetrieval):
         half_life = s.recency_half_life_hours * 60.0
         decay = np.exp2(-(view.now - view.post_created[recent]) / half_life)
         popularity = (1.0 + (view.post_engagements[recent] * self.weights).sum(axis=1)) * decay
+        # Out of network only what mitigations allow: not blocked, author not demoted, graduation not held.
+        popularity = np.where(view.promotable(recent) & ~view.graduation_held(recent), popularity, 0.0)
         oon = self.interest_sampler(view).draw(view, users, recent, popularity, feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
         cand = np.concatenate([inn, oon], axis=1)

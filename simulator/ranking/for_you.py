@@ -57,6 +57,7 @@ class ForYouRanker(InterestRetrieval):
         """Judge posts whose batch is delivered; returns the ids that graduated now."""
         s = self.context.settings
         done = active[(self.stage[active] != RETIRED) & (self.served[active] >= self.quota[active])]
+        done = done[~view.graduation_held(done)]   # a mitigation's hold: judged when it is lifted
         if done.size == 0:
             return done
         views = view.post_views[done].astype(np.float64)
@@ -87,8 +88,10 @@ class ForYouRanker(InterestRetrieval):
             self.aged = window_start
         graduated = self._evaluate(view, recent)
         live = recent[view.distributable(recent) & (self.stage[recent] != RETIRED)]
+        live = live[view.promotable(live)]   # mitigations may keep a post (or an author's posts) in network only
         remaining = np.maximum(self.quota[live] - self.served[live], 0.0)
         testing = self.stage[live] == 0
+        remaining[~testing & view.graduation_held(live)] = 0.0   # held: no graduated distribution for now
 
         # Reserved test slots: new posts to interest-matched users, never more than a batch still needs.
         sampler = self.interest_sampler(view)

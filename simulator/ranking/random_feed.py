@@ -17,6 +17,7 @@ class RandomRanker:
         n, k = request.users.size, request.feed_size
         pool = view.recent_posts()
         pool = pool[view.distributable(pool)]
+        pool = pool[view.promotable(pool)]   # random picks are out-of-network: mitigations' blocks apply
         if pool.size == 0 or n == 0:
             posts = np.full((n, k), EMPTY, dtype=np.int64)
         else:

@@ -1,0 +1,152 @@
+"""Coordination detection (spec §4): accounts that engage the same posts within minutes of each other, again and
+again, are linked in a sparse co-engagement graph; large connected groups are flagged and demoted or removed.
+
+Pairs are built per post in time order with a cap: each engagement is paired with at most ``neighbours`` of the
+next engagements of the same post that fall within ``pair_window_minutes``, so a post with k engagers yields at
+most k × neighbours pairs, never k². Two accounts are linked when they were paired on at least
+``min_shared_posts`` distinct posts within the window; accounts with fewer than ``min_links`` links are pruned
+(repeatedly: the ``min_links``-core), and groups are the connected components of what remains
+(:func:`scipy.sparse.csgraph.connected_components`). Memory and time grow with the number of engagement events in
+the window, never with the square of the number of accounts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .base import Evidence, StageContext, Verdict
+
+
+class CoEngagementLog:
+    """Active engagements (account, post, time) of the last ``window_minutes``, kept in per-step chunks."""
+
+    def __init__(self, window_minutes: float):
+        self.window = window_minutes
+        self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, evidence: Evidence) -> None:
+        keep = evidence.active()
+        if keep.any():
+            self._chunks.append((evidence.now, evidence.account[keep].copy(), evidence.post[keep].copy(),
+                                 evidence.time[keep].copy()))
+        horizon = evidence.now - self.window
+        while self._chunks and self._chunks[0][0] <= horizon:
+            self._chunks.pop(0)
+
+    def events(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._chunks:
+            e = np.zeros(0, np.int64)
+            return e, e, np.zeros(0)
+        acc = np.concatenate([c[1] for c in self._chunks])
+        post = np.concatenate([c[2] for c in self._chunks])
+        t = np.concatenate([c[3] for c in self._chunks])
+        ok = ~removed[acc]
+        return acc[ok], post[ok], t[ok]
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a fixed, well-mixed 64-bit hash of each integer (no random stream used)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_accounts: int, pair_window: float,
+                        neighbours: int, min_shared_posts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linked account pairs (a < b) and the number of distinct posts each pair co-engaged within ``pair_window``.
+
+    Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time, ties broken
+    by a fixed hash of (account, post) so that accounts with nearby row numbers are not systematically paired."""
+    if acc.size < 2:
+        e = np.zeros(0, np.int64)
+        return e, e, e
+    key = post * np.int64(n_accounts) + acc
+    order = np.lexsort((t, key))
+    key, acc, post, t = key[order], acc[order], post[order], t[order]
+    first = np.ones(key.size, bool)
+    first[1:] = key[1:] != key[:-1]
+    acc, post, t = acc[first], post[first], t[first]
+    order = np.lexsort((mix64(post * np.int64(n_accounts) + acc), t, post))
+    acc, post, t = acc[order], post[order], t[order]
+    a_parts, b_parts = [], []
+    for d in range(1, min(neighbours, acc.size - 1) + 1):
+        same = (post[d:] == post[:-d]) & (t[d:] - t[:-d] <= pair_window)
+        if not same.any():
+            break   # sorted by time within a post: no pair at distance d means none further
+        a_parts.append(acc[:-d][same])
+        b_parts.append(acc[d:][same])
+    if not a_parts:
+        e = np.zeros(0, np.int64)
+        return e, e, e
+    a = np.concatenate(a_parts)
+    b = np.concatenate(b_parts)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pair, count = np.unique(lo * np.int64(n_accounts) + hi, return_counts=True)
+    strong = count >= min_shared_posts
+    pair, count = pair[strong], count[strong]
+    return pair // n_accounts, pair % n_accounts, count
+
+
+def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(accounts, size of their group) for every account in a connected group of at least ``min_cluster_size``
+    accounts of the ``min_links``-core of the links (accounts with fewer than ``min_links`` links to other
+    remaining accounts are pruned, repeatedly: a chain of chance pairs is not a coordinated group)."""
+    while a.size:
+        deg = np.bincount(np.concatenate([a, b]), minlength=n_accounts)
+        keep = (deg[a] >= min_links) & (deg[b] >= min_links)
+        if keep.all():
+            break
+        a, b = a[keep], b[keep]
+    if a.size == 0:
+        e = np.zeros(0, np.int64)
+        return e, e
+    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    k = nodes.size
+    ia, ib = inv[: a.size], inv[a.size:]
+    graph = sp.csr_matrix((np.ones(a.size, np.int8), (ia, ib)), shape=(k, k))
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.bincount(labels)
+    big = sizes[labels] >= min_cluster_size
+    return nodes[big], sizes[labels][big]
+
+
+class CoordinationDetection:
+    """Every ``every_hours`` (from ``start_day``), links accounts that co-engaged posts within
+    ``pair_window_minutes`` on at least ``min_shared_posts`` posts in the last ``window_hours`` and flags groups of
+    at least ``min_cluster_size``; ``action`` then demotes, removes or only flags them."""
+
+    def __init__(self, context: StageContext):
+        self.context = context
+        self.s = context.settings
+        self.log = CoEngagementLog(self.s.window_hours * 60.0)
+        self.next_run = None
+
+    def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict | None:
+        self.log.add(evidence)
+        if self.next_run is None:
+            self.next_run = evidence.now + self.s.every_hours * 60.0 - 1e-9
+        if evidence.now < self.next_run:
+            return None
+        self.next_run += self.s.every_hours * 60.0
+        accounts, sizes = self.detect(view)
+        if accounts.size == 0:
+            return None
+        reasons = np.array([f"coordinated group of {int(z)} accounts (co-engaged ≥{self.s.min_shared_posts} posts "
+                            f"within {self.s.pair_window_minutes:g} min)" for z in sizes], dtype=object)
+        verdict = Verdict(flag=accounts, reason=reasons)
+        if self.s.action == "demote":
+            verdict.demote = accounts
+        elif self.s.action == "remove":
+            verdict.remove = accounts
+        return verdict
+
+    def detect(self, view) -> tuple[np.ndarray, np.ndarray]:
+        s = self.s
+        acc, post, t = self.log.events(view.account_removed)
+        a, b, _ = co_engagement_links(acc, post, t, view.n_accounts, s.pair_window_minutes, s.neighbours,
+                                      s.min_shared_posts)
+        return coordinated_groups(a, b, view.n_accounts, s.min_cluster_size, s.min_links)
