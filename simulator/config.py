@@ -75,6 +75,12 @@ class PopulationConfig:
                                        "candidate (homophily by leaning).")
     popularity_exponent: float = spec(1.5, ge=1.05, le=10.0,
                                       doc="Pareto shape of account popularity; smaller = heavier-tailed in-degree.")
+    recent_signup_share: float = spec(0.02, unit="share of organic users", ge=0.0, le=1.0,
+                                      doc="Organic users who signed up in the 60 days before day 0 (their history "
+                                          "is short). Seen only by mitigations.")
+    returning_share: float = spec(0.03, unit="share of organic users", ge=0.0, le=1.0,
+                                  doc="Organic users returning after a dormant spell (≈2% of the 90 days before "
+                                      "day 0 active). Seen only by mitigations.")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ METRIC_NAMES = (
     "amplification", "attribution.bot", "attribution.paid", "attribution.recruited", "attribution.organic",
     "persuadable_reach", "support_shift", "cost_per_1k_inflated", "gini",
     # mitigations (spec §4-5): trivial (0 effect, no flags) when the scenario lists no stage
-    "mitigation_effect", "inflation_factor_unmitigated", "collateral_damage.organic_creators",
+    "mitigation_effect", "inflation_factor_unmitigated", "mitigation_effect_impressions",
+    "collateral_damage.organic_creators",
     "collateral_damage.other_candidates", "collateral_damage_with_campaign.organic_creators",
     "collateral_damage_with_campaign.other_candidates", "precision",
     "recall.bot", "recall.recruited", "recall.influencer",
@@ -145,6 +146,11 @@ def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological
     out["inflation_factor_unmitigated"] = if_unmitigated
     out["mitigation_effect"] = (None if if_mitigated is None or if_unmitigated is None or if_unmitigated == 1.0
                                 else 1.0 - (if_mitigated - 1.0) / (if_unmitigated - 1.0))
+    # The same share measured on exposure: the campaign's extra impressions of T in O that the stages removed.
+    extra_unmitigated = campaign_unmitigated.target_impressions - inert_unmitigated.target_impressions
+    extra_mitigated = a.target_impressions - inert.target_impressions
+    out["mitigation_effect_impressions"] = (None if extra_unmitigated == 0
+                                            else 1.0 - extra_mitigated / extra_unmitigated)
     for key, (after, before) in {"collateral_damage": (inert, inert_unmitigated),
                                  "collateral_damage_with_campaign": (campaign, campaign_unmitigated)}.items():
         out[f"{key}.organic_creators"] = _change(after.organic_creator_impressions,

@@ -247,6 +247,19 @@ def build_population(s: Scenario, rng: np.random.Generator) -> Population:
         cols.append(np.repeat(bot_rows, n_org_followers).astype(np.int32))
     follows = FollowGraph.from_edges(n, np.concatenate(rows), np.concatenate(cols))
 
+    # Ordinary churn in the organic history, drawn last so that every earlier draw is unchanged: recent sign-ups
+    # (registered 0-60 days before day 0, active at most since then) and users returning after a dormant spell
+    # (few active days in the 90 before day 0). Only mitigations read account history: they are the honest
+    # false positives of age and dormancy rules.
+    recent = rng.random(n_org) < pop.recent_signup_share
+    age = rng.uniform(0.0, 60.0, size=n_org)
+    registered[:n_org] = np.where(recent, -age * HOURS_PER_DAY, registered[:n_org])
+    returning = ~recent & (rng.random(n_org) < pop.returning_share)
+    dormant_days = rng.binomial(90, 0.02, size=n_org)
+    history = prior_active[:n_org]
+    history = np.where(recent, np.minimum(history, np.floor(age).astype(np.int16)), history)
+    prior_active[:n_org] = np.where(returning, dormant_days, history)
+
     return Population(
         kind=kind, n_audience=n_org, candidate_rows=candidate_rows, influencer_rows=influencer_rows,
         bot_rows=bot_rows, recruit_rows=recruit_rows, interests=interests, interest_estimate=interest_estimate,

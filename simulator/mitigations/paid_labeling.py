@@ -20,8 +20,8 @@ class PaidLabeling:
     def __init__(self, context: StageContext):
         self.s = context.settings
         n = context.n_accounts
-        self.posts = np.zeros(n, np.int32)
-        self.political = np.zeros(n, np.int32)
+        self.history_posts = np.zeros(n, np.int32)
+        self.history_political = np.zeros(n, np.int32)
         self._followers = None
         self._followers_day = -1
 
@@ -36,14 +36,14 @@ class PaidLabeling:
             self._followers_day = day
         author = view.post_author[new].astype(np.int64)
         political = view.post_candidate[new] >= 0
-        history = self.posts[author]
-        share = np.divide(self.political[author], history, out=np.zeros(new.size), where=history > 0)
+        history = self.history_posts[author]
+        share = np.divide(self.history_political[author], history, out=np.zeros(new.size), where=history > 0)
         suspicious = (political & (history >= s.min_history_posts)
                       & (self._followers[author] >= s.min_follower_share * view.n_accounts)
                       & (share < s.max_political_share))
         disclosed = political & view.post_paid_label[new]
-        np.add.at(self.posts, author, 1)
-        np.add.at(self.political, author[political], 1)
+        np.add.at(self.history_posts, author, 1)
+        np.add.at(self.history_political, author[political], 1)
         labelled = new[suspicious]
         reasons = np.array([f"post {int(p)}: political post by a creator followed by {int(self._followers[a])} "
                             f"accounts, {100 * sh:.0f}% of {int(h)} earlier posts political"
