@@ -18,8 +18,10 @@ one JSON line). The parent stays small on purpose: on Linux a child inherits its
 ``exec``, so a heavy parent would inflate every child's ``ru_maxrss``. Each row also carries ``VmHWM`` (the child's
 own high-water mark) where ``/proc`` has it.
 
-To benchmark a second configuration per size (e.g. with the mitigation pipeline), add a ``(label, overrides)``
-entry to :data:`VARIANTS`.
+The same world is also run with the full mitigation pipeline (all six built-in stages, default parameters) at the
+sizes in ``--mitigation-sizes`` (default 10^5), and the report prints the pipeline's extra wall time next to the
+unmitigated figure (target: less than 50% extra). Add a ``(label, overrides)`` entry to :data:`VARIANTS` to compare
+another configuration.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ if str(REPO_ROOT) not in sys.path:
 VARIANTS: list[tuple[str, list[str]]] = [
     ("default", []),
 ]
+#: The full mitigation pipeline: every built-in stage with its default parameters, in the order a platform would
+#: run them (weights first, then detection, then enforcement).
+MITIGATION_STAGES = ("dormancy_dampening", "rate_limit", "coordination_detection", "circuit_breaker",
+                     "paid_labeling", "takedown")
+MITIGATION_VARIANT = ("all six mitigations",
+                      ["mitigations=[" + ", ".join(f'{{name="{n}"}}' for n in MITIGATION_STAGES) + "]"])
+MITIGATION_COST_TARGET = 0.5          # extra wall time of the full pipeline over the unmitigated world
 
 DEFAULT_SCENARIO = "romania_2024"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -297,6 +306,16 @@ def verdicts(rows: list[dict], baseline: dict | None) -> list[str]:
                    + f" ({r['mesa_equivalent_s'] / r['run_s']:.2f}× the plain-Mesa speed"
                    + ("; also counting its build time" if r["run_s"] + r["build_s"] < r["mesa_equivalent_s"]
                       else "; not counting its build time" if r["faster_than_mesa"] else "") + ").")
+    by = {(r["users"], r["variant"]): r for r in rows if not r.get("error")}
+    for (users, variant), r in sorted(by.items()):
+        base = by.get((users, VARIANTS[0][0]))
+        if variant != MITIGATION_VARIANT[0] or base is None:
+            continue
+        extra = r["run_s"] / base["run_s"] - 1.0
+        r["mitigation_extra_time"] = extra
+        out.append(f"Mitigation pipeline at {users:,} users × {r['days']} days: run {fmt_s(r['run_s'])} s with all six "
+                   f"stages vs {fmt_s(base['run_s'])} s without → {100 * extra:+.0f}% wall time (target < "
+                   f"{100 * MITIGATION_COST_TARGET:.0f}%: {'met' if extra < MITIGATION_COST_TARGET else 'NOT met'}).")
     large = [r for r in rows if r["users"] == LARGE_USERS]
     if not large:
         out.append(f"10^6 check: skipped ({LARGE_USERS} not in --sizes).")
@@ -328,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scenario override applied to every world, e.g. --set ranker.name=engagement (repeatable)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write every figure to FILE as JSON")
     p.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario name or TOML file (default: %(default)s)")
+    p.add_argument("--mitigation-sizes", type=int, nargs="*", default=[COMPARE_USERS], metavar="N",
+                   help="sizes also run with all six mitigation stages (default: %(default)s; none: no values)")
     p.add_argument("--mesa-agents", type=int, default=100_000,
                    help="agents in the plain-Mesa baseline (default: %(default)s)")
     p.add_argument("--mesa-seconds", type=float, default=5.0,
@@ -361,7 +382,7 @@ def check_inputs(args) -> tuple[int, str | None]:
     try:
         scenario = None
         for n in args.sizes:
-            for _, extra in VARIANTS:
+            for _, extra in variants_for(n, args):
                 scenario = load_scenario(args.scenario, scenario_overrides(n, args.days, args.overrides + extra))
     except ScenarioError as exc:
         return EXIT_BAD_INPUT, str(exc)
@@ -370,6 +391,10 @@ def check_inputs(args) -> tuple[int, str | None]:
     if not 0 <= args.seed < 2**63:
         return EXIT_BAD_INPUT, f"--seed = {args.seed}: expected an integer from 0 to 2^63-1"
     return EXIT_OK, None
+
+
+def variants_for(n: int, args) -> list[tuple[str, list[str]]]:
+    return VARIANTS + ([MITIGATION_VARIANT] if n in args.mitigation_sizes else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "--mesa-seconds", str(args.mesa_seconds), "--seed", str(args.seed)])
     rows: list[dict] = []
     for n in args.sizes:
-        for label, extra in VARIANTS:
+        for label, extra in variants_for(n, args):
             print(f"world: {n:,} users × {args.days} days ({label}) ...", file=sys.stderr, flush=True)
             parent_rss = peak_rss_bytes()
             t0 = time.perf_counter()
@@ -411,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         doc = {"started_at": started, "argv": sys.argv, "scenario": args.scenario, "sizes": args.sizes,
                "days": args.days, "seed": args.seed, "overrides": args.overrides,
-               "variants": [{"label": label, "overrides": extra} for label, extra in VARIANTS],
+               "variants": [{"label": label, "overrides": extra} for label, extra in VARIANTS + [MITIGATION_VARIANT]],
+               "mitigation_sizes": args.mitigation_sizes,
                "target_ratio": TARGET_RATIO, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "mesa_baseline": baseline, "mesa_baseline_error": baseline_error, "worlds": rows}
         args.json.parent.mkdir(parents=True, exist_ok=True)
