@@ -472,3 +472,17 @@ def test_bad_mitigation_tables_are_refused_with_one_line(tmp_path, cli, override
     for f in fragments:
         assert f in line[0], (f, line[0])
     assert not out.exists()
+
+
+def test_the_example_stage_in_experiments_runs_and_catches_directed_engagement(monkeypatch, repo_root):
+    monkeypatch.syspath_prepend(str(repo_root / "experiments"))
+    s = small("days=4", 'mitigations=[{name="example_mitigation.DirectTrafficDiscount", '
+                        'options={factor=0.0, flag_after=5}}]')
+    w = _run(s)
+    flags = w.mitigations.flags.arrays()
+    kinds = w.population.kind[flags["account"]]
+    assert (kinds == Kind.BOT).sum() >= 0.9 * w.population.bot_rows.size       # bots only engage by direction
+    assert not np.isin(kinds, [Kind.ORGANIC, Kind.CANDIDATE, Kind.INFLUENCER]).any()
+    # direct plays no longer count: counted views are the feed-served ones
+    n = w.posts.n
+    np.testing.assert_array_equal(w.posts.trusted_views[:n], w.posts.served_views[:n])
