@@ -44,12 +44,12 @@ class Audience:
     def sessions(self, step: int) -> np.ndarray:
         """Sorted audience rows that open the app this step (at most one feed per user per step)."""
         spd = self.s.steps_per_day
-        n = self.pop.n_audience
+        people = self.pop.n_people   # probes (the last audience rows) draw nothing: their sessions are scheduled
         if step % spd == 0:
-            self.active_today = self.activity_rng.random(n) < self.s.activity.daily_active_share
-        p = self.session_rate * self.diurnal[step % spd]
-        u = self.activity_rng.random(n)
-        return np.flatnonzero(self.active_today & (u < p))
+            self.active_today[:people] = self.activity_rng.random(people) < self.s.activity.daily_active_share
+        p = self.session_rate[:people] * self.diurnal[step % spd]
+        u = self.activity_rng.random(people)
+        return np.flatnonzero(self.active_today[:people] & (u < p))
 
     def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, recruits_active: bool) -> np.ndarray:
         """Engagement draws for aligned impressions: bool (impressions, types) in ``ENGAGEMENT_TYPES`` order.
@@ -84,10 +84,10 @@ class Audience:
         from the author's current support (undecided authors post about nothing political)."""
         rng = self.content_rng
         a = self.s.activity
-        n = self.pop.n_audience
+        n = self.pop.n_people
         frac = self.s.step_hours / 24.0
         u = rng.random(n)
-        who = np.flatnonzero(u < a.post_rate * frac * self.post_weight)
+        who = np.flatnonzero(u < a.post_rate * frac * self.post_weight[:n])
         k = who.size
         when = t0 + rng.random(k) * step_minutes
         # topic from interests (inverse CDF per author), political with political_post_share

@@ -257,6 +257,20 @@ class CampaignConfig:
 
 
 @dataclass(frozen=True)
+class SockPuppetConfig:
+    count: int = spec(0, unit="accounts", ge=0, le=100_000,
+                      doc="Sock-puppet probe accounts (an independent audit, as in the real case): new accounts with no "
+                          "history, following nobody, that only scroll the feed and never engage, post or count in "
+                          "the audience O. A count at every scale. 0 = no audit.")
+    start_day: float = spec(0.0, unit="day", ge=0.0, le=10_000.0, doc="First day the probes scroll.")
+    every_days: int = spec(1, unit="days", ge=1, le=10_000, doc="Days between two scrolling sessions.")
+    hour: int = spec(20, unit="hour of day", ge=0, le=23, doc="Local hour of each scrolling session.")
+    feeds_per_session: int = spec(3, unit="feeds", ge=1, le=1_000,
+                                  doc="Feeds each probe scrolls through per session (3 feeds of 10 ≈ 10 minutes at "
+                                      "20 s a video).")
+
+
+@dataclass(frozen=True)
 class OpinionConfig:
     enabled: bool = spec(True, doc="Whether engaged impressions move support (false makes support_shift null).")
     persuasion: float = spec(0.01, ge=0.0, le=1.0,
@@ -422,6 +436,9 @@ class Scenario:
     ranker: RankerConfig = spec(default_factory=RankerConfig, doc="The feed ranker.")
     campaign: CampaignConfig = spec(default_factory=CampaignConfig, doc="The coordinated campaign.")
     opinion: OpinionConfig = spec(default_factory=OpinionConfig, doc="Opinion dynamics.")
+    sock_puppets: SockPuppetConfig = spec(default_factory=SockPuppetConfig,
+                                          doc="A sock-puppet audit: probe accounts that scroll the feed and record "
+                                              "what partisan content it shows them.")
     mitigations: tuple[MitigationConfig, ...] = spec(
         default_factory=tuple,
         doc="Mitigation stages, one `[[mitigations]]` table each, applied in this order (spec §4). `name` is "

@@ -25,6 +25,9 @@ METRIC_NAMES = (
     "collateral_damage_with_campaign.other_candidates", "precision",
     "recall.bot", "recall.recruited", "recall.influencer",
     "detection_delay_hours.bot", "detection_delay_hours.recruited", "detection_delay_hours.influencer",
+    # sock-puppet audit: null without probes (with probes, also sock_puppet_share.<candidate> and
+    # sock_puppet_partisan_share)
+    "sock_puppet_target_share",
 )
 
 
@@ -58,6 +61,10 @@ class WorldOutcome:
     other_candidate_impressions: int = 0      # … of authentic posts (organic users, official accounts) about
     #                                           candidates other than the target
     detection: dict = field(default_factory=dict)   # detection.detection_scores of the world's flags
+    probes: int = 0                                 # sock-puppet accounts
+    probe_impressions: list = field(default_factory=list)   # per candidate, then not partisan
+    candidate_names: list = field(default_factory=list)
+    target_index: int = 0
     flagged: list = field(default_factory=list)     # rows of flagged.csv (without the world column filled)
     series: dict = field(default_factory=dict)
 
@@ -93,6 +100,8 @@ class WorldOutcome:
             detection=detection_scores(flags["account"], flags["minute"], pop.kind, world.campaign_first_action,
                                        world.campaign_enabled),
             flagged=flag_rows("", flags, pop.kind, world.mitigations.names),
+            probes=int(pop.probe_rows.size), probe_impressions=[int(v) for v in world.probe_impressions],
+            candidate_names=list(world.config.candidates.names), target_index=int(world.target),
             series={k: list(v) for k, v in mv.items()},
         )
 
@@ -158,6 +167,23 @@ def replicate_metrics(campaign: WorldOutcome, inert: WorldOutcome, chronological
         out[f"{key}.other_candidates"] = _change(after.other_candidate_impressions,
                                                  before.other_candidate_impressions)
     out.update(campaign.detection)
+    out.update(sock_puppet_metrics(campaign))
+    return out
+
+
+def sock_puppet_metrics(world: WorldOutcome) -> dict:
+    """The sock-puppet audit: of the partisan impressions the probes were shown, the share promoting each candidate
+    (``sock_puppet_share.<name>``, with probes only) and the target (``sock_puppet_target_share``, always present:
+    null without probes or partisan impressions); the share of their impressions that were partisan."""
+    out: dict = {"sock_puppet_target_share": None}
+    if not world.probes:
+        return out
+    imps = np.asarray(world.probe_impressions, dtype=float)
+    partisan = imps[:-1].sum()
+    for c, name in enumerate(world.candidate_names):
+        out[f"sock_puppet_share.{name}"] = float(imps[c] / partisan) if partisan else None
+    out["sock_puppet_target_share"] = out[f"sock_puppet_share.{world.candidate_names[world.target_index]}"]
+    out["sock_puppet_partisan_share"] = float(partisan / imps.sum()) if imps.sum() else None
     return out
 
 

@@ -55,6 +55,8 @@ class AuditWorld(mesa.Model):
         self.mitigations = MitigationPipeline(self, s.mitigations, self.streams.mitigation)
         self.start_vote_shares = expected_vote_shares(pop.support, self.ledger.in_o)
         self.impressions_served = 0
+        # Sock-puppet audit: impressions shown to probes by the promoted candidate (last column: not partisan).
+        self.probe_impressions = np.zeros(len(s.candidates.names) + 1, dtype=np.int64)
         self.engagements = 0
         reporters = {
             "day": lambda m: m.day,
@@ -123,6 +125,7 @@ class AuditWorld(mesa.Model):
         self.impressions_served += imp_posts.size
         recruits_active = self.campaign_enabled and t0 >= s.campaign.recruits.recruit_day * 1440.0
         engaged = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)
+        probe_users, probe_posts = self._probe_scroll(step, t0)
         # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
         if s.opinion.enabled:
             any_eng = engaged.any(axis=1)
@@ -144,12 +147,13 @@ class AuditWorld(mesa.Model):
         # ground truth), reviewed by the mitigation stages, and counted as the platform weighs them.
         served_types = np.packbits(engaged, axis=1, bitorder="little")[:, 0] if engaged.size else \
             np.zeros(0, np.uint8)
+        n_fed = imp_posts.size + probe_posts.size
         events = StepEvents(
-            account=np.concatenate([imp_users.astype(np.int64), acc]),
-            post=np.concatenate([imp_posts.astype(np.int64), posts]),
-            types=np.concatenate([served_types, masks.astype(np.uint8)]),
-            time=np.concatenate([imp_times, times]),
-            served=np.concatenate([np.ones(imp_posts.size, bool), np.zeros(acc.size, bool)]),
+            account=np.concatenate([imp_users.astype(np.int64), probe_users, acc]),
+            post=np.concatenate([imp_posts.astype(np.int64), probe_posts, posts]),
+            types=np.concatenate([served_types, np.zeros(probe_posts.size, np.uint8), masks.astype(np.uint8)]),
+            time=np.concatenate([imp_times, np.full(probe_posts.size, t0 + 0.5 * self.step_minutes), times]),
+            served=np.concatenate([np.ones(n_fed, bool), np.zeros(acc.size, bool)]),
         )
         self._count_plays(events)
         weights = self.mitigations.review(events, ids)
@@ -186,6 +190,33 @@ class AuditWorld(mesa.Model):
         if Influencer in self.agents_by_type:
             self.agents_by_type[Influencer].do("step")
         self.operator.post()
+
+    def _probe_scroll(self, step: int, t0: float) -> tuple[np.ndarray, np.ndarray]:
+        """The sock-puppet audit: at the scheduled hour, every probe scrolls ``feeds_per_session`` feeds. Their
+        impressions are plays the platform served (no engagement); what partisan content they show is recorded.
+        Returns the impressions as aligned (account, post) arrays."""
+        sp = self.config.sock_puppets
+        rows = self.population.probe_rows
+        empty = np.zeros(0, np.int64)
+        spd = self.config.steps_per_day
+        day = step // spd
+        due = (rows.size and step % spd == sp.hour // self.config.step_hours and t0 >= sp.start_day * 1440.0
+               and (day - int(np.ceil(sp.start_day))) % sp.every_days == 0)
+        if not due:
+            return empty, empty
+        users, posts = [], []
+        for _ in range(sp.feeds_per_session):
+            feeds = self.platform.serve(rows)
+            note_graduations(self.posts, feeds.graduated, self.population.kind)
+            self.audience.last_session[rows] = t0
+            shown = feeds.posts != -1
+            users.append(np.broadcast_to(rows[:, None], feeds.posts.shape)[shown])
+            posts.append(feeds.posts[shown])
+        users, posts = np.concatenate(users).astype(np.int64), np.concatenate(posts).astype(np.int64)
+        cand = self.posts.candidate[posts].astype(np.int64)
+        self.probe_impressions += np.bincount(np.where(cand >= 0, cand, self.probe_impressions.size - 1),
+                                              minlength=self.probe_impressions.size)
+        return users, posts
 
     def _count_plays(self, events: "StepEvents") -> None:
         """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes

@@ -26,12 +26,14 @@ class Kind(IntEnum):
     BOT = 2
     INFLUENCER = 3
     CANDIDATE = 4
+    PROBE = 5          # a sock-puppet audit account: scrolls, never engages, not in O
 
 
 #: Attribution routes of spec §5, in column order of every per-route array.
 ROUTES = ("organic", "recruited", "bot", "paid")
-#: Route credited for an account of each kind (candidates' official accounts are authentic: organic).
-ROUTE_OF_KIND = np.array([0, 1, 2, 3, 0], dtype=np.int8)
+#: Route credited for an account of each kind (candidates' official accounts are authentic: organic; probes never
+#: engage and are credited as organic for completeness).
+ROUTE_OF_KIND = np.array([0, 1, 2, 3, 0, 0], dtype=np.int8)
 
 
 def influencer_followers(count: int, combined: float, largest: float) -> np.ndarray:
@@ -118,6 +120,12 @@ class Population:
     prior_active_days: np.ndarray    # int16 active days in the 90 days before day 0 (observable history)
     influencer_real_followers: np.ndarray
     follows: FollowGraph
+    probe_rows: np.ndarray = None    # sock-puppet accounts: the last audience rows (none by default)
+
+    @property
+    def n_people(self) -> int:
+        """Audience rows that are people (organic users and recruits): the rows ``[0, n_people)``."""
+        return self.n_audience - (0 if self.probe_rows is None else self.probe_rows.size)
 
     @property
     def n(self) -> int:
@@ -260,10 +268,44 @@ def build_population(s: Scenario, rng: np.random.Generator) -> Population:
     history = np.where(recent, np.minimum(history, np.floor(age).astype(np.int16)), history)
     prior_active[:n_org] = np.where(returning, dormant_days, history)
 
-    return Population(
+    population = Population(
         kind=kind, n_audience=n_org, candidate_rows=candidate_rows, influencer_rows=influencer_rows,
         bot_rows=bot_rows, recruit_rows=recruit_rows, interests=interests, interest_estimate=interest_estimate,
         support=support, start_support=support.copy(), leading=leading, activity_rate=activity_rate,
         registered_hours=registered, prior_active_days=prior_active,
-        influencer_real_followers=real_followers, follows=follows,
+        influencer_real_followers=real_followers, follows=follows, probe_rows=np.zeros(0, np.int64),
+    )
+    return with_probes(population, s.sock_puppets.count)
+
+
+def with_probes(p: Population, k: int) -> Population:
+    """Insert ``k`` sock-puppet rows after the organic users (the end of the audience), shifting every later row by
+    ``k``. No random draw is made, so the world is the one drawn without probes, plus passive observers: new
+    accounts with no history (registered one hour before day 0, no active days), a uniform interest profile (the
+    platform knows nothing about them), all support undecided, zero activity, following nobody and followed by
+    nobody."""
+    if k == 0:
+        return p
+    n0 = p.n_audience
+    shift = lambda idx: np.where(idx >= n0, idx + k, idx)  # noqa: E731
+
+    def insert(a: np.ndarray, fill) -> np.ndarray:
+        block = np.empty((k,) + a.shape[1:], dtype=a.dtype)
+        block[...] = fill
+        return np.concatenate([a[:n0], block, a[n0:]])
+
+    topics = p.interests.shape[1]
+    coo = p.follows.matrix.tocoo()
+    undecided = np.zeros(p.support.shape[1])
+    undecided[-1] = 1.0
+    return Population(
+        kind=insert(p.kind, Kind.PROBE), n_audience=n0 + k, candidate_rows=shift(p.candidate_rows),
+        influencer_rows=shift(p.influencer_rows), bot_rows=shift(p.bot_rows), recruit_rows=p.recruit_rows,
+        interests=insert(p.interests, 1.0 / topics), interest_estimate=insert(p.interest_estimate, 1.0 / topics),
+        support=insert(p.support, undecided), start_support=insert(p.start_support, undecided),
+        leading=insert(p.leading, -1), activity_rate=insert(p.activity_rate, 0.0),
+        registered_hours=insert(p.registered_hours, -1.0), prior_active_days=insert(p.prior_active_days, 0),
+        influencer_real_followers=p.influencer_real_followers,
+        follows=FollowGraph.from_edges(p.n + k, shift(coo.row.astype(np.int64)), shift(coo.col.astype(np.int64))),
+        probe_rows=np.arange(n0, n0 + k),
     )
