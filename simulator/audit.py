@@ -11,6 +11,7 @@ unmitigated worlds of a scenario without mitigations) are the same world, by det
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,34 @@ def run_world(s: Scenario, seed_sequence: np.random.SeedSequence, progress=None)
     return WorldOutcome.of(AuditWorld(s, seed_sequence).run(progress))
 
 
+class WorldCache:
+    """Outcomes of recently run worlds, by (resolved configuration hash, seed entropy, spawn key). A world is a
+    deterministic function of its configuration and seed, so a sweep whose points share a world (e.g. the
+    unmitigated pair of every point of a mitigation comparison, same replicate) runs it once per process. Bounded:
+    the least recently used outcome is dropped first."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, s: Scenario, seed_sequence: np.random.SeedSequence, progress=None) -> WorldOutcome:
+        key = (config_hash(s), str(seed_sequence.entropy), tuple(seed_sequence.spawn_key))
+        if key in self._items:
+            self._items.move_to_end(key)
+            if progress is not None:
+                progress.update(s.n_steps)
+            return self._items[key]
+        outcome = run_world(s, seed_sequence, progress)
+        self._items[key] = outcome
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return outcome
+
+
+#: The process's world cache for sweeps (each worker process has its own); ``simulator run`` does not use it.
+WORLD_CACHE = WorldCache()
+
+
 @dataclass
 class ReplicateResult:
     replicate: int
@@ -61,15 +90,18 @@ class ReplicateResult:
     metrics: dict
 
 
-def run_replicate(s: Scenario, replicate: int, seed_sequence: np.random.SeedSequence, progress=None
-                  ) -> ReplicateResult:
+def run_replicate(s: Scenario, replicate: int, seed_sequence: np.random.SeedSequence, progress=None,
+                  cache: WorldCache | None = None) -> ReplicateResult:
+    """The paired worlds of one replicate and their metrics. With a ``cache`` (sweeps pass the process's
+    :data:`WORLD_CACHE`), a world already run with the same configuration and seed is reused."""
     scenarios = paired_scenarios(s)
     runs = distinct_worlds(s)
     outcomes: dict[str, WorldOutcome] = {}
     for name in WORLDS:
         source = runs[name]
         if source not in outcomes:
-            outcomes[source] = run_world(scenarios[source], seed_sequence, progress)
+            outcomes[source] = (cache.get(scenarios[source], seed_sequence, progress) if cache is not None
+                                else run_world(scenarios[source], seed_sequence, progress))
         outcomes[name] = outcomes[source]
     metrics = replicate_metrics(*(outcomes[w] for w in WORLDS))
     return ReplicateResult(replicate, tuple(seed_sequence.spawn_key), outcomes, metrics)

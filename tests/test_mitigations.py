@@ -486,3 +486,21 @@ def test_the_example_stage_in_experiments_runs_and_catches_directed_engagement(m
     # direct plays no longer count: counted views are the feed-served ones
     n = w.posts.n
     np.testing.assert_array_equal(w.posts.trusted_views[:n], w.posts.served_views[:n])
+
+
+def test_the_world_cache_reuses_a_world_only_for_the_same_configuration_and_seed():
+    from simulator.audit import WorldCache, run_replicate
+
+    cache = WorldCache(size=4)
+    a = small("days=2", stages("coordination_detection"))
+    b = small("days=2", stages("rate_limit"))
+    seeds = np.random.SeedSequence(5).spawn(2)
+    ra = run_replicate(a, 0, seeds[0], cache=cache)
+    rb = run_replicate(b, 0, seeds[0], cache=cache)
+    # the unmitigated pair is the same world for both points: run once
+    assert rb.outcomes["campaign_unmitigated"] is ra.outcomes["campaign_unmitigated"]
+    assert rb.outcomes["campaign"] is not ra.outcomes["campaign"]
+    other_seed = run_replicate(a, 1, seeds[1], cache=cache)
+    assert other_seed.outcomes["campaign_unmitigated"] is not ra.outcomes["campaign_unmitigated"]
+    # and reusing changes nothing: the uncached replicate has the same metrics
+    assert run_replicate(b, 0, seeds[0]).metrics == rb.metrics
