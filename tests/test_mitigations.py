@@ -491,7 +491,7 @@ def test_the_example_stage_in_experiments_runs_and_catches_directed_engagement(m
 def test_the_world_cache_reuses_a_world_only_for_the_same_configuration_and_seed():
     from simulator.audit import WorldCache, run_replicate
 
-    cache = WorldCache(size=4)
+    cache = WorldCache(size=16)
     a = small("days=2", stages("coordination_detection"))
     b = small("days=2", stages("rate_limit"))
     seeds = np.random.SeedSequence(5).spawn(2)
