@@ -21,6 +21,11 @@ MITIGATED_LABELS = {"campaign": "with campaign, mitigated", "inert": "campaign i
                     "campaign_unmitigated": "with campaign, no mitigation"}
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Write a Matplotlib figure as PNG, atomically, without a timestamp (equal figures give equal files)."""
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     from .results import atomic_write_bytes
 
