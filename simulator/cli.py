@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     ref = sub.add_parser("reference", help="write the scenario field reference (docs/scenario-reference.md)")
     ref.add_argument("--out", type=Path, default=None, help="file to write (default: print to stdout)")
+    _add_experiment_parsers(sub)
     return p
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "reference":
             return cmd_reference(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "report":
+            return cmd_report(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILURE
@@ -168,6 +173,94 @@ def cmd_reference(args) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Experiments: parameter sweeps and the HTML audit report (docs/sweeps.md)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _add_experiment_parsers(sub) -> None:
+    sw = sub.add_parser("sweep", help="run a parameter sweep: points × replicates, tables, sensitivity, plots",
+                        description="Run the sweep file SWEEP (docs/sweeps.md): every point of its design and "
+                                    "replicate, each recorded as it finishes; then points.csv, summary.csv, "
+                                    "sensitivity indices (sobol/morris), plots and manifest.json. Rerunning the same "
+                                    "command resumes an interrupted sweep and retries failed points.")
+    sw.add_argument("sweep", type=Path, help="the sweep file (TOML)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="worker processes (default: the CPUs this process may use; with --address the "
+                         "cluster's own workers are used)")
+    sw.add_argument("--engine", choices=("local", "dask"), default="local",
+                    help="local: a process pool on this machine (default); dask: a Dask cluster "
+                         '(pip install "simulator[dask]")')
+    sw.add_argument("--address", default=None, metavar="HOST:PORT",
+                    help="with --engine dask: the scheduler of an existing cluster (default: a LocalCluster)")
+    sw.add_argument("--out", type=Path, default=None, help="sweep folder (default: results/sweeps/<sweep file name>/)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a field of the base scenario at every point, e.g. "
+                         "--set population.organic_users=100000 (repeatable; part of the sweep's identity)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    rep = sub.add_parser("report", help="write a self-contained HTML audit report of a run or sweep folder",
+                         description="Turn a run folder (simulator run) or a sweep folder (simulator sweep) into "
+                                     "report.html in that folder: one self-contained file, figures embedded.")
+    rep.add_argument("folder", type=Path, help="a run or sweep folder")
+
+
+def cmd_sweep(args) -> int:
+    from .config import ScenarioError
+    from .sweep.engines import EngineError, default_workers, make_engine
+    from .sweep.spec import SweepError, load_sweep
+    from .sweep.store import SweepStore, default_sweep_folder
+
+    try:
+        spec = load_sweep(args.sweep, args.overrides)
+        engine = make_engine(args.engine, default_workers() if args.workers is None else args.workers, args.address)
+        folder = args.out if args.out is not None else default_sweep_folder(spec)
+        SweepStore(folder).check(spec)
+    except (SweepError, ScenarioError) as exc:
+        return _bad(str(exc))
+    from .sweep.runner import run_sweep
+
+    try:
+        outcome = run_sweep(spec, folder, engine, progress=not args.quiet, argv=args.argv)
+    except SweepError as exc:   # e.g. no Dask scheduler at --address
+        return _bad(str(exc))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished units are kept in {folder}/units/; rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception:  # noqa: BLE001 - reported with its traceback, exit 1
+        traceback.print_exc()
+        print(f"error: the sweep failed (traceback above); the finished units are kept in {folder}/units/",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.quiet:
+        print(f"{spec.name}: {len(spec.points)} points × {spec.replicates} replicates = {outcome.units} units "
+              f"({outcome.ran} run now, {outcome.skipped} already done): {outcome.ok} ok, {outcome.failed} failed")
+        names = ", ".join(sorted({p.name if p.parent == folder else p.parent.name + "/" for p in outcome.files}))
+        print(f"wrote {folder}/ ({names}) in {outcome.wall_time:.1f} s; `simulator report {folder}` writes the "
+              "HTML report")
+    if outcome.failed:
+        ids = ", ".join(map(str, outcome.failed_points[:10])) + (" …" if len(outcome.failed_points) > 10 else "")
+        print(f"error: {outcome.failed} of {outcome.units} units failed (points {ids}); errors in "
+              f"{folder}/points.csv, tracebacks in {folder}/units/; rerun the same command to retry them",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .report import ReportError, write_report
+
+    try:
+        path = write_report(args.folder)
+    except ReportError as exc:
+        return _bad(str(exc))
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 if __name__ == "__main__":
     sys.exit(main())
 
@@ -175,3 +268,4 @@ if __name__ == "__main__":
 def main_entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
+

@@ -1,0 +1,1 @@
+"""Parameter sweeps: sweep files (spec), designs, engines, resumable records (store), analysis, plots."""
