@@ -79,7 +79,7 @@ class WorldCache:
 
 
 #: The process's world cache for sweeps (each worker process has its own); ``simulator run`` does not use it.
-WORLD_CACHE = WorldCache()
+WORLD_CACHE = WorldCache(size=32)
 
 
 @dataclass

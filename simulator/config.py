@@ -31,6 +31,7 @@ __all__ = [
     "config_hash",
     "resolve_scenario_path",
     "bundled_scenarios",
+    "bundled_sweeps",
 ]
 
 
@@ -783,13 +784,32 @@ def _bundled_dirs() -> list[Path]:
     return [here / "scenarios", here.parent / "experiments"]
 
 
-def bundled_scenarios() -> dict[str, Path]:
+def _bundled_files() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in _bundled_dirs():
         if d.is_dir():
             for p in sorted(d.glob("*.toml")):
                 found.setdefault(p.stem, p)
     return found
+
+
+def _is_sweep_file(path: Path) -> bool:
+    """Sweep files (docs/sweeps.md) live beside the scenarios in experiments/; they have a [parameters] table."""
+    try:
+        with open(path, "rb") as fh:
+            return "parameters" in tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario files by name (``experiments/*.toml`` that are not sweep files)."""
+    return {name: p for name, p in _bundled_files().items() if not _is_sweep_file(p)}
+
+
+def bundled_sweeps() -> dict[str, Path]:
+    """Bundled sweep files (the named experiments) by name."""
+    return {name: p for name, p in _bundled_files().items() if _is_sweep_file(p)}
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
@@ -801,7 +821,8 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     if stem in bundled and (p.parent == Path(".") or not p.exists()):
         return bundled[stem]
     names = ", ".join(sorted(bundled)) or "none"
-    raise ScenarioError(f"{name_or_path}: no such scenario file (bundled scenarios: {names})")
+    hint = f"; {stem} is a sweep: simulator sweep {stem}" if stem in bundled_sweeps() else ""
+    raise ScenarioError(f"{name_or_path}: no such scenario file (bundled scenarios: {names}){hint}")
 
 
 def read_scenario_toml(path: Path) -> dict:

@@ -447,3 +447,12 @@ def test_config_hash_ignores_how_a_value_was_given():
                                           "campaign.bots.burst_window=30"])
     assert config_hash(same) == config_hash(base)
     assert config_hash(dataclasses.replace(base, days=6)) == config_hash(load_scenario("romania_2024", ["days=6"]))
+
+
+def test_sweep_files_beside_the_scenarios_are_not_scenarios(cli, tmp_path):
+    from simulator.config import bundled_scenarios, bundled_sweeps
+
+    assert "romania_2024" in bundled_scenarios() and "mitigations" not in bundled_scenarios()
+    assert {"mitigations", "ranker_comparison", "takedown_delay"} <= set(bundled_sweeps())
+    res = cli(["run", "mitigations", "--out", tmp_path / "x"])
+    assert res.code == 2 and "mitigations is a sweep: simulator sweep mitigations" in res.err

@@ -504,3 +504,39 @@ def test_the_world_cache_reuses_a_world_only_for_the_same_configuration_and_seed
     assert other_seed.outcomes["campaign_unmitigated"] is not ra.outcomes["campaign_unmitigated"]
     # and reusing changes nothing: the uncached replicate has the same metrics
     assert run_replicate(b, 0, seeds[0]).metrics == rb.metrics
+
+
+def test_a_sweep_over_stage_sets_writes_the_mitigation_comparison(tmp_path, cli, repo_root):
+    sweep = tmp_path / "compare.toml"
+    sweep.write_text(f'''
+scenario = "{repo_root / "experiments" / "romania_2024.toml"}"
+design = "grid"
+replicates = 2
+seed = 3
+[fixed]
+"population.organic_users" = 2000
+days = 3
+"campaign.bots.activation_day" = 1
+"campaign.bots.bot_share" = 0.01
+[parameters.mitigations.values]
+none = []
+"detect and remove" = [{{ name = "coordination_detection", action = "remove", every_hours = 2 }}]
+"all six" = [{{ name = "dormancy_dampening" }}, {{ name = "rate_limit" }}, {{ name = "coordination_detection" }},
+             {{ name = "circuit_breaker" }}, {{ name = "paid_labeling" }}, {{ name = "takedown" }}]
+''')
+    out = tmp_path / "out"
+    res = cli(["sweep", sweep, "--workers", "1", "--out", out, "--quiet"])
+    assert res.code == 0, res.err
+    with open(out / "mitigations.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["mitigations"] for r in rows] == ["none", "detect and remove", "all six"]
+    none = rows[0]
+    assert float(none["mitigation_effect_impressions.mean"]) == 0.0 and none["precision.mean"] == ""
+    assert float(rows[2]["precision.n"]) == 2 and 0.0 <= float(rows[2]["precision.mean"]) <= 1.0
+    md = (out / "mitigations.md").read_text()
+    assert md.count("\n| ") == 4 and "| all six |" in md and "inflation removed (reach)" in md
+    assert (out / "mitigation_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the comparison agrees with the sweep's summary table
+    with open(out / "summary.csv", newline="") as fh:
+        summary = {r["mitigations"]: r for r in csv.DictReader(fh)}
+    assert rows[1]["mitigation_effect.mean"] == summary["detect and remove"]["mitigation_effect.mean"]

@@ -37,8 +37,11 @@ class SweepOutcome:
 
 
 def unit_tasks(spec: SweepSpec) -> list[UnitTask]:
+    """Every unit, replicate by replicate: the points of one replicate share its seed, so a world that several
+    points share (e.g. the unmitigated pair of a mitigation comparison) is run once per worker process and then
+    found in its world cache (``audit.WORLD_CACHE``). The order never changes a result."""
     return [UnitTask(p.point_id, r, spec.replicates, spec.seed, s)
-            for p, s in zip(spec.points, spec.scenarios) for r in range(spec.replicates)]
+            for r in range(spec.replicates) for p, s in zip(spec.points, spec.scenarios)]
 
 
 def scenario_hashes(spec: SweepSpec) -> list[str]:
@@ -157,6 +160,10 @@ def write_outputs(folder: Path, spec: SweepSpec, records: dict, *, engine: dict,
         header, rows = sensitivity_table(sens)
         write("sensitivity.csv", csv_text(header, rows))
     files += plot_sweep(folder, spec, summaries, records, sens)
+    if any("mitigations" in f.paths for f in spec.factors):   # the stage sets compared (docs/mitigations.md §6)
+        from .mitigations import write_mitigation_comparison
+
+        files += write_mitigation_comparison(folder)
 
     previous = []
     try:

@@ -512,9 +512,9 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     path = Path(path)
     if not path.exists() and path.parent == Path("."):
         # a bundled sweep by name (experiments/<name>.toml in a checkout, simulator/scenarios/ when installed)
-        from ..config import bundled_scenarios
+        from ..config import bundled_sweeps
 
-        path = bundled_scenarios().get(path.name[:-5] if path.name.endswith(".toml") else path.name, path)
+        path = bundled_sweeps().get(path.name[:-5] if path.name.endswith(".toml") else path.name, path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -47,13 +47,13 @@ def _clean(v) -> float | None:
 
 def run_unit(task: UnitTask) -> dict:
     """Run one replicate of one point; return the outcome part of its record (status, error, metrics, timing)."""
-    from ..audit import run_replicate
+    from ..audit import WORLD_CACHE, run_replicate
     from ..seeding import replicate_seeds
 
     t0 = time.perf_counter()
     try:
         seed = replicate_seeds(task.root_seed, task.replicates)[task.replicate]
-        result = run_replicate(task.scenario, task.replicate, seed)
+        result = run_replicate(task.scenario, task.replicate, seed, cache=WORLD_CACHE)
         out = {"status": "ok", "error": "", "traceback": "",
                "spawn_key": [int(k) for k in result.spawn_key],
                "metrics": {k: _clean(v) for k, v in sorted(result.metrics.items())}}
