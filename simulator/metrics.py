@@ -25,10 +25,16 @@ METRIC_NAMES = (
     "collateral_damage_with_campaign.other_candidates", "precision",
     "recall.bot", "recall.recruited", "recall.influencer",
     "detection_delay_hours.bot", "detection_delay_hours.recruited", "detection_delay_hours.influencer",
-    # sock-puppet audit: null without probes (with probes, also sock_puppet_share.<candidate> and
-    # sock_puppet_partisan_share)
-    "sock_puppet_target_share",
+    # sock-puppet audit: null without probes (with probes, also sock_puppet_share.<candidate name>)
+    "sock_puppet_target_share", "sock_puppet_partisan_share",
 )
+#: Metrics named after a scenario's candidates: ``sock_puppet_share.<candidate name>`` (with probes only).
+PER_CANDIDATE_PREFIXES = ("sock_puppet_share.",)
+
+
+def is_metric_name(name: str) -> bool:
+    """A name ``metrics.json`` can hold: one of :data:`METRIC_NAMES` or a per-candidate metric."""
+    return name in METRIC_NAMES or any(name.startswith(p) and len(name) > len(p) for p in PER_CANDIDATE_PREFIXES)
 
 
 def gini(values: np.ndarray) -> float | None:
@@ -175,7 +181,7 @@ def sock_puppet_metrics(world: WorldOutcome) -> dict:
     """The sock-puppet audit: of the partisan impressions the probes were shown, the share promoting each candidate
     (``sock_puppet_share.<name>``, with probes only) and the target (``sock_puppet_target_share``, always present:
     null without probes or partisan impressions); the share of their impressions that were partisan."""
-    out: dict = {"sock_puppet_target_share": None}
+    out: dict = {"sock_puppet_target_share": None, "sock_puppet_partisan_share": None}
     if not world.probes:
         return out
     imps = np.asarray(world.probe_impressions, dtype=float)

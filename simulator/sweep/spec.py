@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import (MitigationConfig, Scenario, ScenarioError, apply_overrides, parse_override, read_scenario_toml,
                       resolve_scenario_path, scenario_from_dict)
-from ..metrics import METRIC_NAMES
+from ..metrics import METRIC_NAMES, is_metric_name
 
 DESIGNS = ("grid", "latin_hypercube", "sobol", "morris")
 TOP_LEVEL_KEYS = ("scenario", "description", "design", "replicates", "seed", "samples", "levels", "metrics",
@@ -416,8 +416,8 @@ def parse_sweep(path: Path, text: str, overrides: list[str] | tuple[str, ...] = 
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         ctx.fail("metrics", metrics, "a non-empty list of metric names")
     for i, m in enumerate(metrics):
-        if m not in METRIC_NAMES:
-            ctx.fail(f"metrics[{i}]", m, "one of " + ", ".join(METRIC_NAMES))
+        if not is_metric_name(m):
+            ctx.fail(f"metrics[{i}]", m, "one of " + ", ".join(METRIC_NAMES) + " or sock_puppet_share.<candidate>")
     if len(set(metrics)) != len(metrics):
         ctx.fail("metrics", metrics, "distinct metric names")
 
