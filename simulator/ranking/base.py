@@ -27,6 +27,9 @@ from ..platform import PlatformView
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
 POST_ID = np.int32
+#: Rankers work on blocks of this many users (their candidate matrices): larger blocks mean fewer NumPy calls,
+#: smaller ones temporaries that stay in the CPU caches whatever the world's size.
+ROW_BLOCK = 8192
 
 
 class Route(IntEnum):
@@ -69,21 +72,34 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     routes = np.asarray(feeds.routes, dtype=np.int8)
     if routes.shape != posts.shape:
         raise FeedContractError("routes must have the shape of posts")
-    if not np.isin(routes[posts != EMPTY], (Route.FOLLOWED, Route.DISCOVERY, Route.ENGAGEMENT)).all():
+    is_shown = posts != EMPTY
+    shown_routes = routes[is_shown]
+    if shown_routes.size and (shown_routes.min() < _ROUTE_MIN or shown_routes.max() > _ROUTE_MAX):
         raise FeedContractError("a route is not one of Route.FOLLOWED, DISCOVERY, ENGAGEMENT")
     graduated = np.asarray(feeds.graduated, dtype=np.int64)
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
-    shown = posts[posts != EMPTY]
+    shown = posts[is_shown]
     if shown.size:
-        if shown.min() < 0 or shown.max() >= view.n_posts:
+        lo, hi = int(shown.min()), int(shown.max())
+        if lo < 0 or hi >= view.n_posts:
             raise FeedContractError("feed holds a post id that does not exist")
-        if not view.distributable(shown).all():
+        # Usually every shown post is in a short span of recent ids: look the span up once.
+        if hi - lo < shown.size:
+            ok = view.distributable(np.arange(lo, hi + 1)).take(shown - lo).all()
+        else:
+            ok = view.distributable(shown).all()
+        if not ok:
             raise FeedContractError("feed holds a future or removed post, or a removed account's post")
-        s = np.sort(np.where(posts == EMPTY, -np.arange(1, posts.size + 1).reshape(posts.shape), posts), axis=1)
-        if (s[:, 1:] == s[:, :-1]).any():
+        s = np.sort(posts.astype(np.int32) if hi < 2**31 else posts, axis=1)   # EMPTY (-1) sorts first
+        if ((s[:, 1:] == s[:, :-1]) & (s[:, :-1] != EMPTY)).any():
             raise FeedContractError("a feed holds the same post twice")
     return Feeds(posts, routes, graduated)
+
+
+#: Route values are consecutive: a route is valid when it lies between the smallest and the largest.
+_ROUTE_MIN, _ROUTE_MAX = int(min(Route)), int(max(Route))
+assert sorted(int(r) for r in Route) == list(range(_ROUTE_MIN, _ROUTE_MAX + 1))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -97,27 +113,58 @@ def empty_feeds(n_users: int, feed_size: int) -> Feeds:
 
 def take_rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``np.take_along_axis(a, idx, axis=1)`` for 2-D arrays, as one flat gather (about twice as fast)."""
-    return a.ravel()[idx + (np.arange(a.shape[0], dtype=np.int64) * a.shape[1])[:, None]]
+    flat = idx.astype(np.intp, copy=False) + (np.arange(a.shape[0], dtype=np.intp) * a.shape[1])[:, None]
+    return a.ravel().take(flat)
 
 
 def dedupe_rows(posts: np.ndarray) -> np.ndarray:
     """Copy of a (rows, k) post matrix with every repeat of a post in a row (after its first slot) set EMPTY."""
     out = posts.copy()
-    if out.shape[1] < 2:
+    n, w = out.shape
+    if w < 2 or n == 0:
         return out
-    order = np.argsort(out, axis=1, kind="stable")
-    s = take_rows(out, order)
-    dup = np.zeros_like(s, dtype=bool)
-    dup[:, 1:] = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] != EMPTY)
-    rows = np.nonzero(dup)[0]
-    out[rows, order[dup]] = EMPTY
+    # Sort each row by (post, column): keys made unique by the column, so a plain (SIMD) sort is exact; a repeat
+    # is a key whose post equals its left neighbour's.
+    lo = int(out.min())
+    span = int(out.max()) - lo + 1
+    shift = (w - 1).bit_length()
+    bits = span.bit_length() + shift
+    if bits > 62:
+        order = np.argsort(out, axis=1, kind="stable")
+        s = take_rows(out, order)
+        dup = np.zeros_like(s, dtype=bool)
+        dup[:, 1:] = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] != EMPTY)
+        rows = np.nonzero(dup)[0]
+        out[rows, order[dup]] = EMPTY
+        return out
+    key = out.astype(np.int32 if bits <= 31 else np.int64)
+    key -= lo
+    key <<= shift
+    key |= np.arange(w, dtype=key.dtype)
+    key.sort(axis=1)
+    post = key >> shift
+    dup = post[:, 1:] == post[:, :-1]
+    if EMPTY - lo >= 0:
+        dup &= post[:, 1:] != EMPTY - lo
+    at = np.flatnonzero(dup)
+    if at.size:
+        col = key[:, 1:].reshape(-1)[at] & ((1 << shift) - 1)
+        out.reshape(-1)[at // (w - 1) * w + col] = EMPTY
     return out
 
 
 def compact_rows(posts: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
     """Move EMPTY slots to the end of each row, keeping the order of the rest (and of aligned arrays)."""
-    order = np.argsort(posts == EMPTY, axis=1, kind="stable")
-    return tuple(take_rows(a, order) for a in (posts,) + others)
+    n, w = posts.shape
+    # Sort each row by (is EMPTY, column): unique keys, so a plain (SIMD) sort is the stable partition.
+    shift = max(w - 1, 1).bit_length()
+    flat = (posts == EMPTY).astype(np.intp)   # int64 keys: the fastest row sort for short rows
+    flat <<= shift
+    flat |= np.arange(w, dtype=np.intp)
+    flat.sort(axis=1)
+    flat &= (1 << shift) - 1
+    flat += (np.arange(n, dtype=np.intp) * w)[:, None]
+    return tuple(a.ravel().take(flat) for a in (posts,) + others)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -126,6 +173,31 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if c == 0:
         return np.zeros((n, 0), dtype=np.int64)
     k = min(k, c)
+    if k < c <= 64 and n and scores.dtype == np.float64 and not np.isnan(scores).any():
+        # A row whose k best scores are distinct and beat the next one has exactly one answer: read it off a sort
+        # of unique int64 keys (the score's order-preserving bits, its lowest bits replaced by the column). Rows
+        # with a tie there (or a near-tie the lost bits hide) take the partition path below, so ties keep their
+        # order.
+        shift = (c - 1).bit_length()
+        neg = np.subtract(0.0, scores)     # -score, with +0.0 for either zero
+        bits = neg.view(np.int64)
+        key = bits >> 63
+        key &= 0x7FFFFFFFFFFFFFFF
+        key ^= bits                        # integer order = float order
+        key &= ~((1 << shift) - 1)
+        key |= np.arange(c, dtype=np.int64)
+        key.sort(axis=1)
+        head = key[:, :k + 1] >> shift
+        tied = np.flatnonzero((head[:, 1:] == head[:, :-1]).any(axis=1))
+        best = key[:, :k] & ((1 << shift) - 1)
+        if tied.size:
+            best[tied] = _top_k_partition(scores[tied], k)
+        return best
+    return _top_k_partition(scores, k)
+
+
+def _top_k_partition(scores: np.ndarray, k: int) -> np.ndarray:
+    n, c = scores.shape
     if k < c:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
@@ -142,37 +214,99 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     and the matching creation times; with ``trim``, only as many columns as the fullest row needs (most users
     have few new in-network posts, and every later step is cheaper on a narrower matrix)."""
     n = users.size
-    posts_out = np.full((n, limit), EMPTY, dtype=POST_ID)
-    times_out = np.full((n, limit), -np.inf)
-    empty = (posts_out[:, :0], times_out[:, :0]) if trim else (posts_out, times_out)
+
+    def filled(width: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((n, width), EMPTY, dtype=POST_ID), np.full((n, width), -np.inf)
+
     if limit == 0 or n == 0:
-        return empty
+        return filled(0 if trim else limit)
     recent = view.recent_posts()
     recent = recent[view.distributable(recent)]
     if recent.size == 0:
-        return empty
-    import scipy.sparse as sp
-
+        return filled(0 if trim else limit)
+    # A join of the follow graph with the recent posts grouped by author, in NumPy (no sparse product): only the
+    # follow edges to an author whose newest recent post is new to the follower are expanded, then to the author's
+    # posts created since the follower's previous session (a suffix of the author's posts, found by bisection).
+    size = recent.size
     authors = view.post_author[recent]
-    by_author = sp.csr_matrix((np.ones(recent.size, dtype=np.int8), (authors, np.arange(recent.size))),
-                              shape=(view.n_accounts, recent.size))
-    hits = (view.follows[users] @ by_author).tocoo()
-    row, col = hits.row, hits.col
-    post = recent[col]
-    created = view.post_created[post]
-    fresh = created >= view.last_session[users[row]]
-    row, post, created = row[fresh], post[fresh], created[fresh]
-    order = np.lexsort((post, -created, row))
-    row, post, created = row[order], post[order], created[order]
-    start = np.searchsorted(row, np.arange(n), "left")
-    rank = np.arange(row.size) - start[row]
+    idx = np.arange(size, dtype=np.int64)
+    order = _sort_by(authors, idx) & 0xFFFFFFFF   # by author, each author's posts in creation (id) order
+    by_author = recent[order]
+    author_sorted = authors[order]
+    created_sorted = view.post_created[by_author]
+    last = np.flatnonzero(np.append(author_sorted[1:] != author_sorted[:-1], True))
+    newest = np.full(view.n_accounts, np.nan)      # creation time of the author's newest recent post (NaN: none)
+    newest[author_sorted[last]] = created_sorted[last]
+    end = np.zeros(view.n_accounts, dtype=np.int32)   # one past the author's last post in `by_author`
+    end[author_sorted[last]] = last + 1
+    since = view.last_session[users]
+    # The follow edges whose author has a new post for the follower, by blocks of users (small temporaries).
+    rows, authors_hit = [], []
+    for b in range(0, n, ROW_BLOCK):
+        follows = view.follows[users[b: b + ROW_BLOCK]]
+        ptr, followee = follows.indptr, follows.indices
+        hit = np.flatnonzero(newest.take(followee) >= np.repeat(since[b: b + ROW_BLOCK], np.diff(ptr)))
+        rows.append(np.searchsorted(ptr, hit, "right") - 1 + b)
+        authors_hit.append(followee.take(hit))
+    row, a = np.concatenate(rows), np.concatenate(authors_hit)
+    if row.size == 0:
+        return filled(0 if trim else limit)
+    hi = end[a].astype(np.int64)
+    lo = hi - 1                       # the newest post is new: the first new one is in [group start, hi - 1]
+    group_start = np.zeros(view.n_accounts, dtype=np.int32)
+    group_start[author_sorted[last]] = np.append(0, last[:-1] + 1)
+    multi = np.flatnonzero(group_start[a] < lo)
+    if multi.size:
+        l, h, t = group_start[a[multi]].astype(np.int64), lo[multi], since[row[multi]]
+        while True:
+            move = l < h
+            if not move.any():
+                break
+            mid = (l + h) >> 1
+            right = created_sorted[mid] < t
+            l = np.where(right, mid + 1, l)
+            h = np.where(right, h, mid)
+        lo[multi] = l
+    count = hi - lo
+    row = np.repeat(row, count)
+    pos = np.arange(row.size) + np.repeat(lo - (np.cumsum(count) - count), count)
+    post = by_author[pos]
+    created = created_sorted[pos]
+    # Newest first, ties by post id, as one sort of unique int64 keys (row, newness, post): `recent` is in creation
+    # (and id) order, so a post's newness is minus the index of the first recent post created at the same time.
+    if n * (size + 1) * size < 2**62:
+        j = order.take(pos)
+        times = view.post_created[recent]
+        tie = np.searchsorted(times, times, "left").take(j)   # sorted queries: a fast search
+        key = (row * (size + 1) + (size - tie)) * size + j
+        key.sort()
+        row, j = key // (size * (size + 1)), key % size
+        post = recent.take(j)
+        created = times.take(j)
+    else:
+        order = np.lexsort((post, -created, row))
+        row, post, created = row[order], post[order], created[order]
+    if row.size > 1:   # a repeated follow edge (non-canonical graph) counts once, as in a sparse product
+        new = np.append(True, (row[1:] != row[:-1]) | (post[1:] != post[:-1]))
+        if not new.all():
+            row, post, created = row[new], post[new], created[new]
+    per_row = np.bincount(row, minlength=n)
+    rank = np.arange(row.size) - (np.cumsum(per_row) - per_row)[row]   # rows are sorted
     keep = rank < limit
-    posts_out[row[keep], rank[keep]] = post[keep]
-    times_out[row[keep], rank[keep]] = created[keep]
-    if trim:
-        width = int(rank[keep].max()) + 1 if keep.any() else 0
-        return posts_out[:, :width], times_out[:, :width]
+    row, rank, post, created = row[keep], rank[keep], post[keep], created[keep]
+    posts_out, times_out = filled(int(rank.max()) + 1 if trim else limit)
+    posts_out[row, rank] = post
+    times_out[row, rank] = created
     return posts_out, times_out
+
+
+def _sort_by(values: np.ndarray, payload: np.ndarray) -> np.ndarray:
+    """``(values << 32) | payload`` sorted: a stable sort of non-negative int32 ``values`` carrying a payload below
+    2^32 (e.g. their index), as one sort of unique int64 keys, many times faster than a stable argsort."""
+    key = values.astype(np.int64) << 32
+    key |= payload
+    key.sort()
+    return key
 
 
 def alias_tables(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,16 +334,67 @@ def alias_tables(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def weighted_draw(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Index i with cum[i-1] <= x < cum[i] for each x (cum increasing): a guide table (Chen & Asau) makes each
     lookup O(1) on average where a binary search would cost a cache miss per level."""
-    size = cum.size
-    total = cum[-1]
-    bins = 2 * size
-    guide = np.searchsorted(cum, np.arange(bins) * (total / bins), "right")
-    idx = guide[np.minimum((x * (bins / total)).astype(np.int64), bins - 1)]
-    todo = np.flatnonzero(cum[np.minimum(idx, size - 1)] <= x)
-    while todo.size:
-        idx[todo] += 1
-        todo = todo[(idx[todo] < size) & (cum[np.minimum(idx[todo], size - 1)] <= x[todo])]
-    return np.minimum(idx, size - 1)
+    return _GuideTable(cum).lookup(x)
+
+
+class _GuideTable:
+    """:func:`weighted_draw` for one ``cum`` and many batches of ``x``: the tables are built once."""
+
+    FINE = 8   # bins per entry of the finer table that shortens the walks
+
+    def __init__(self, cum: np.ndarray):
+        self.cum = cum
+        self.size = size = cum.size
+        total = cum[-1]
+        self.bins = bins = 2 * size
+        self.guide = np.searchsorted(cum, np.arange(bins) * (total / bins), "right")
+        self.scale = bins / total
+        self.ext = np.append(cum, np.inf)   # the +inf sentinel stops every walk by the end of the table
+        # A finer table gives each walk that has to move a closer start. Its entry for the bin *before* x's is at
+        # most the answer whatever the rounding (bins are far wider than a few ulps); it needs cum[0] > 0 (then
+        # entry 0 is 0), which positive weights guarantee.
+        self.fine_bins = fine = self.FINE * size
+        self.fine_guide = np.searchsorted(cum, np.arange(fine) * (total / fine), "right") if cum[0] > 0 else None
+        self.fine_scale = fine / total
+
+    def lookup(self, x: np.ndarray) -> np.ndarray:
+        b = (x * self.scale).astype(np.intp)
+        np.minimum(b, self.bins - 1, out=b)
+        idx = self.guide.take(b)
+        # Walk up from the guide's entry while cum <= x. A walk that has to move ends at the first i with
+        # cum[i] > x (where it starts does not matter then, as long as it is not past that i).
+        ext = self.ext
+        todo = np.flatnonzero(ext.take(idx) <= x)
+        if todo.size:
+            xt = x[todo]
+            walk = idx[todo] + 1                     # cum[idx] <= x: the end is past idx
+            if self.fine_guide is not None:
+                f = (xt * self.fine_scale).astype(np.intp)
+                f -= 1
+                np.clip(f, 0, self.fine_bins - 1, out=f)
+                np.maximum(walk, self.fine_guide.take(f), out=walk)
+            left = np.flatnonzero(ext.take(walk) <= xt)
+            for _ in range(3):
+                if left.size == 0:
+                    break
+                walk[left] += 1
+                left = left[ext.take(walk[left]) <= xt[left]]
+            if left.size:   # the few long walks left: a binary search
+                walk[left] = np.searchsorted(self.cum, xt[left], "right")
+            idx[todo] = walk
+        np.minimum(idx, self.size - 1, out=idx)
+        return idx
+
+
+def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.where(mask, a, b)`` for integer arrays of one dtype and shape, branch-free (several times faster than
+    ``np.where`` when the mask is irregular)."""
+    m = mask.astype(a.dtype)
+    np.negative(m, out=m)          # all bits set where mask
+    out = np.bitwise_xor(a, b)
+    out &= m
+    out ^= b
+    return out
 
 
 class InterestSampler:
@@ -224,33 +409,57 @@ class InterestSampler:
         self.explore = explore
         self.topics = profiles.shape[1]
         prob, alias = alias_tables(np.maximum(profiles.astype(np.float64), 1e-12))
-        self.prob_flat, self.alias_flat = prob.ravel(), alias.astype(np.int64).ravel()
+        # float32 coins and int16 aliases: a user's row of both tables spans few cache lines.
+        self.prob_flat, self.alias_flat = prob.ravel(), alias.astype(np.int16).ravel()
 
     def draw(self, view: PlatformView, users: np.ndarray, pool: np.ndarray, weights: np.ndarray, draws: int,
              rng: np.random.Generator) -> np.ndarray:
         n, k = users.size, self.topics
-        out = np.full((n, draws), EMPTY, dtype=POST_ID)
         ok = weights > 0
         pool, weights = pool[ok], weights[ok].astype(np.float64)
         if draws == 0 or n == 0 or pool.size == 0:
-            return out
+            return np.full((n, draws), EMPTY, dtype=POST_ID)
         topic = view.post_topic[pool].astype(np.int64)
-        order = np.argsort(topic, kind="stable")
+        order = _sort_by(topic, np.arange(topic.size)) & 0xFFFFFFFF   # stable sort by topic
         pool, weights, topic = pool[order], weights[order], topic[order]
         cum = np.cumsum(weights)
         t_total = np.bincount(topic, weights=weights, minlength=k)
         t_start = np.concatenate([[0.0], np.cumsum(t_total)])[:-1]
+        # The three uniforms of every draw, in the order the draws have always consumed them.
         m = n * draws
-        # One uniform picks the alias column and (its fractional part) the alias coin; flat indices, float32 draws.
-        u = rng.random(m, dtype=np.float32) * k
-        col = np.minimum(u.astype(np.int64), k - 1)
-        cell = np.repeat(users.astype(np.int64) * k, draws) + col
-        t = np.where(u - col < self.prob_flat[cell], col, self.alias_flat[cell])
-        explore = rng.random(m, dtype=np.float32) < self.explore
-        themed = ~explore & (t_total[t] > 0)
-        v = rng.random(m)
-        x = np.where(themed, t_start[t] + v * t_total[t], v * cum[-1])
-        out[:] = pool[weighted_draw(cum, x)].reshape(n, draws)
+        alias_u = rng.random(m, dtype=np.float32)
+        explore_u = rng.random(m, dtype=np.float32)
+        segment_u = rng.random(m)
+        # Draw x uniformly in [start, start + width) of the cumulative weights: the topic's segment, or the whole
+        # pool when the draw explores (topics k .. 2k-1 below) or its topic has no post.
+        themed = t_total[:k] > 0
+        width = np.concatenate([np.where(themed, t_total[:k], cum[-1]), np.full(k, cum[-1])])
+        start = np.concatenate([np.where(themed, t_start[:k], 0.0), np.zeros(k)])
+        guide = _GuideTable(cum)
+        pool = pool.astype(POST_ID)
+        prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
+        out = np.empty((n, draws), dtype=POST_ID)
+        block = max(1, ROW_BLOCK * 16 // draws)   # users per block: temporaries stay small
+        for a in range(0, n, block):
+            rows, cells = slice(a, a + block), slice(a * draws, (a + block) * draws)
+            who = users[rows]
+            # One uniform picks the alias column and (its fractional part) the alias coin; float32 draws.
+            # (Index arrays are intp: NumPy gathers fastest with them.)
+            u = alias_u[cells] * k
+            col = u.astype(np.intp)
+            np.minimum(col, k - 1, out=col)
+            # The users' rows of both tables first (one row copy each), then the lookups within them.
+            cell = np.repeat(np.arange(0, who.size * k, k, dtype=np.intp), draws)
+            cell += col
+            p = prob.take(who, axis=0).reshape(-1).take(cell)
+            t = alias.take(who, axis=0).reshape(-1).take(cell)
+            coin = u - col.astype(np.float32)   # exact in float32 (Sterbenz): compares as it would in float64
+            t = _select(coin < p, col.astype(np.int16), t)
+            t += (explore_u[cells] < self.explore).astype(np.int16) * np.int16(k)
+            t = t.astype(np.intp)
+            x = segment_u[cells] * width.take(t)
+            x += start.take(t)   # the whole pool: 0.0 + v * cum[-1], the same as v * cum[-1]
+            out[rows] = pool.take(guide.lookup(x)).reshape(-1, draws)
         return out
 
 
@@ -260,12 +469,17 @@ class PostScores:
 
     def __init__(self, view: PlatformView, window: np.ndarray, weights: np.ndarray, prior_views: float):
         self.lo = int(window[0]) if window.size else 0
-        ids = np.arange(self.lo, int(window[-1]) + 1 if window.size else 0)
-        views = view.post_views[ids].astype(np.float64)
-        eng = view.post_engagements[ids].astype(np.float64)
+        hi = int(window[-1]) + 1 if window.size else 0
+        views = view.post_views[self.lo: hi].astype(np.float64)
+        eng = view.post_engagements[self.lo: hi].astype(np.float64)
         total = views.sum()
         mean = eng.sum(axis=0) / total if total >= 100 else DEFAULT_RATES
-        self.values = ((eng + prior_views * mean) * weights).sum(axis=1) / (views + prior_views)
+        terms = (eng + prior_views * mean) * weights
+        # The row sums, added column by column left to right: NumPy sums rows this short in the same order.
+        acc = terms[:, 0].copy()
+        for j in range(1, terms.shape[1]):
+            acc += terms[:, j]
+        self.values = acc / (views + prior_views)
 
     def __call__(self, posts: np.ndarray, factor: np.ndarray | float = 1.0) -> np.ndarray:
         """Scores of a post matrix times ``factor`` (e.g. an interest match); EMPTY (or any id outside the window)
@@ -274,6 +488,41 @@ class PostScores:
         ok = (posts != EMPTY) & (rel >= 0) & (rel < self.values.size)
         values = self.values[np.where(ok, rel, 0)] if self.values.size else np.zeros(posts.shape)
         return np.where(ok, values * factor, -np.inf)
+
+    def with_interest(self, view: PlatformView, users: np.ndarray, posts: np.ndarray, boost: float = 1.0,
+                      boosted: int = 0, post_factor: np.ndarray | None = None) -> np.ndarray:
+        """``self(posts, interest_match(view, users, posts) * b * f)`` with ``b = boost`` in the first ``boosted``
+        columns and 1 elsewhere, and ``f`` the post's entry of ``post_factor`` (one value per post of the window,
+        in id order; omitted: 1), bit for bit, in one pass of lookups."""
+        size = self.values.size
+        if size == 0:
+            return np.full(posts.shape, -np.inf)
+        # Window-relative ids; anything outside the window (EMPTY included) reads a sentinel and ends up -inf.
+        idx = posts.astype(np.intp)
+        idx -= self.lo
+        idx = idx.view(np.uintp)
+        ok = idx < size
+        np.minimum(idx, size, out=idx)
+        idx = idx.view(np.intp)
+        k = view.topics
+        cell = np.append(view.post_topic[self.lo: self.lo + size], 0).astype(np.intp).take(idx)
+        profiles = view.interest_estimate
+        if profiles.ndim == 2 and profiles.shape[1] == k:
+            # The users' profile rows first (one row copy each), then the lookups within them.
+            cell += (np.arange(users.size, dtype=np.intp) * k)[:, None]
+            match = profiles.take(users, axis=0).reshape(-1).take(cell)
+        else:
+            cell += (users.astype(np.intp) * k)[:, None]
+            match = profiles.reshape(-1).take(cell)
+        match *= np.float32(k)                     # interest_match, in its own dtype
+        f = match.astype(np.float64)
+        if boosted:
+            f[:, :boosted] *= boost
+        if post_factor is not None:
+            f *= np.append(post_factor, 1.0).take(idx)
+        values = np.append(self.values, 0.0).take(idx)
+        values *= f
+        return np.where(ok, values, -np.inf)
 
 
 #: Cold-start prior (the default scenario's base rates) used until a window holds 100 views.

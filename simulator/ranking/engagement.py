@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, dedupe_rows, empty_feeds,
-                   in_network, interest_match, InterestRetrieval, take_rows, top_k, weight_vector)
+from .base import (EMPTY, POST_ID, ROW_BLOCK, FeedRequest, Feeds, PostScores, RankerContext, Route, dedupe_rows,
+                   empty_feeds, in_network, InterestRetrieval, take_rows, top_k, weight_vector)
 
 
 class EngagementRanker(InterestRetrieval):
@@ -34,23 +34,24 @@ class EngagementRanker(InterestRetrieval):
         popularity = np.where(view.promotable(recent) & ~view.graduation_held(recent), popularity, 0.0)
         oon = self.interest_sampler(view).draw(view, users, recent, popularity, feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
-        cand = np.concatenate([inn, oon], axis=1)
-        routes = np.concatenate([np.full(inn.shape, Route.FOLLOWED, np.int8),
-                                 np.full(oon.shape, Route.ENGAGEMENT, np.int8)], axis=1)
-        cand = dedupe_rows(cand)
-        safe = np.where(cand != EMPTY, cand, 0)
-        age_decay = np.exp2(-(view.now - view.post_created[safe]) / half_life)
-        boost = np.where(routes == Route.FOLLOWED, s.follow_boost, 1.0)
-        score = PostScores(view, recent, self.weights, s.prior_views)(
-            cand, interest_match(view, users, cand) * boost * age_decay)
-        best = top_k(score, request.feed_size)
-        posts = take_rows(cand, best)
-        out_routes = take_rows(routes, best)
-        posts = np.where(take_rows(score, best) == -np.inf, EMPTY, posts)
-        return Feeds(_pad(posts, request.feed_size), _pad(out_routes, request.feed_size, 0))
-
-
-def _pad(a: np.ndarray, k: int, fill: int = EMPTY) -> np.ndarray:
-    if a.shape[1] == k:
-        return a
-    return np.concatenate([a, np.full((a.shape[0], k - a.shape[1]), fill, dtype=a.dtype)], axis=1)
+        # The recency decay of each post of the scores' window (ids recent[0] .. recent[-1]), looked up per slot.
+        scores = PostScores(view, recent, self.weights, s.prior_views)
+        window = view.post_created[scores.lo: scores.lo + scores.values.size]
+        window_decay = np.exp2(-(view.now - window) / half_life)
+        # Every row is ranked on its own: blocks of rows keep the temporaries small (cache-resident at any size).
+        k = request.feed_size
+        posts = np.full((users.size, k), EMPTY, dtype=POST_ID)
+        routes = np.zeros((users.size, k), dtype=np.int8)
+        for a in range(0, users.size, ROW_BLOCK):
+            rows = slice(a, a + ROW_BLOCK)
+            cand = dedupe_rows(np.concatenate([inn[rows], oon[rows]], axis=1))
+            # Columns before inn.shape[1] are FOLLOWED (score × follow_boost), the rest ENGAGEMENT.
+            score = scores.with_interest(view, users[rows], cand, boost=s.follow_boost, boosted=inn.shape[1],
+                                         post_factor=window_decay)
+            best = top_k(score, k)
+            ranked = take_rows(cand, best)
+            ranked[take_rows(score, best) == -np.inf] = EMPTY
+            posts[rows, :best.shape[1]] = ranked
+            routes[rows, :best.shape[1]] = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED),
+                                                    np.int8(Route.ENGAGEMENT))
+        return Feeds(posts, routes)
