@@ -15,7 +15,8 @@ import scipy.sparse as sp
 MINUTES_PER_HOUR = 60.0
 
 
-def _ro(a: np.ndarray) -> np.ndarray:
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (no copy)."""
     v = a.view()
     v.flags.writeable = False
     return v
@@ -56,9 +57,10 @@ class PlatformView:
         for name in self.__slots__:
             value = observables.pop(name)
             if isinstance(value, np.ndarray):
-                value = _ro(value)
+                value = read_only(value)
             elif sp.issparse(value):   # a new matrix object over read-only views of the same buffers (no copy)
-                value = sp.csr_matrix((_ro(value.data), _ro(value.indices), _ro(value.indptr)), shape=value.shape)
+                value = sp.csr_matrix((read_only(value.data), read_only(value.indices), read_only(value.indptr)),
+                                      shape=value.shape)
             object.__setattr__(self, name, value)
         if observables:
             raise TypeError(f"not observable: {sorted(observables)}")

@@ -87,9 +87,10 @@ def _same_sources(a: Path, b: Path) -> bool:
     return bool(files_a) and files_a == files_b and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
 
 
-def dependency_versions() -> dict:
+def dependency_versions(extra: tuple[str, ...] = ()) -> dict:
+    """Python's version and each dependency's (None when not installed), plus ``extra`` packages."""
     out = {"python": platform.python_version()}
-    for name in DEPENDENCIES:
+    for name in DEPENDENCIES + tuple(extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -19,13 +19,13 @@ runs; the step's events are then counted with the product of every stage's weigh
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import MitigationConfig
 from ..content import COMMENT, FOLLOW, LIKE, SHARE, WATCH
+from ..plugins import load_class
 
 #: Bit of each engagement type in an event's ``types`` mask (watch, like, comment, share, follow).
 TYPE_BITS = np.array([1 << WATCH, 1 << LIKE, 1 << COMMENT, 1 << SHARE, 1 << FOLLOW], dtype=np.uint8)
@@ -115,19 +115,7 @@ def load_stage_class(name: str) -> type:
     """A built-in stage by name, or ``package.module.Class`` imported; it must define ``review``."""
     from . import BUILTIN
 
-    if name in BUILTIN:
-        return BUILTIN[name]
-    module_name, _, class_name = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImportError(f"cannot import module {module_name!r}: {exc}") from None
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ImportError(f"module {module_name!r} has no {class_name!r}")
-    if not callable(getattr(cls, "review", None)):
-        raise TypeError(f"{name} has no review(evidence, view, rng) method")
-    return cls
+    return load_class(name, BUILTIN, "review", "(evidence, view, rng)")
 
 
 def make_stage(context: StageContext):

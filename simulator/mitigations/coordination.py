@@ -117,6 +117,22 @@ def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluste
     return nodes[big], sizes[labels][big]
 
 
+class Cadence:
+    """Due every ``hours`` hours, the first time one period after the first review (the stage's start)."""
+
+    def __init__(self, hours: float):
+        self.period = hours * 60.0
+        self.next_run = None
+
+    def due(self, now: float) -> bool:
+        if self.next_run is None:
+            self.next_run = now + self.period - 1e-9
+        if now < self.next_run:
+            return False
+        self.next_run += self.period
+        return True
+
+
 class CoordinationDetection:
     """Every ``every_hours`` (from ``start_day``), links accounts that co-engaged posts within
     ``pair_window_minutes`` on at least ``min_shared_posts`` posts in the last ``window_hours`` and flags groups of
@@ -126,15 +142,12 @@ class CoordinationDetection:
         self.context = context
         self.s = context.settings
         self.log = CoEngagementLog(self.s.window_hours * 60.0)
-        self.next_run = None
+        self.cadence = Cadence(self.s.every_hours)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict | None:
         self.log.add(evidence)
-        if self.next_run is None:
-            self.next_run = evidence.now + self.s.every_hours * 60.0 - 1e-9
-        if evidence.now < self.next_run:
+        if not self.cadence.due(evidence.now):
             return None
-        self.next_run += self.s.every_hours * 60.0
         accounts, sizes = self.detect(view)
         if accounts.size == 0:
             return None

@@ -7,15 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..platform import make_view
+from ..platform import read_only as _read_only
 from .base import Evidence, StageContext, StageContractError, Verdict, make_stage
 
 MINUTES_PER_DAY = 1440.0
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 class FlagLog:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Evidence, StageContext, Verdict
-from .coordination import CoEngagementLog, co_engagement_links, coordinated_groups
+from .coordination import Cadence, CoEngagementLog, co_engagement_links, coordinated_groups
 
 
 class Takedown:
@@ -19,16 +19,13 @@ class Takedown:
         self.s = context.settings
         self.source_bits = np.int64(context.stage_bits(self.s.remove_flagged_by))
         self.log = CoEngagementLog(self.s.window_hours * 60.0) if self.s.detect else None
-        self.next_run = None
+        self.cadence = Cadence(self.s.every_hours)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict | None:
         if self.log is not None:
             self.log.add(evidence)
-        if self.next_run is None:
-            self.next_run = evidence.now + self.s.every_hours * 60.0 - 1e-9
-        if evidence.now < self.next_run:
+        if not self.cadence.due(evidence.now):
             return None
-        self.next_run += self.s.every_hours * 60.0
         live = ~view.account_removed
         flagged = np.flatnonzero(((view.account_flag_stages & self.source_bits) != 0) & live)
         groups = np.zeros(0, np.int64)

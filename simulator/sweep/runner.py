@@ -8,7 +8,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
@@ -115,13 +114,7 @@ def _run(spec: SweepSpec, folder: Path, store: SweepStore, engine, started: str,
 
 
 def _versions() -> dict:
-    out = dependency_versions()
-    for name in SWEEP_DEPENDENCIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return dependency_versions(SWEEP_DEPENDENCIES)
 
 
 def factor_document(f) -> dict:
