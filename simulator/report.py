@@ -453,6 +453,20 @@ def sweep_report(folder: Path) -> str:
         body += f"<p>First {MAX_TABLE_ROWS} of {len(summary)} points shown; all are in summary.csv.</p>"
     sections.append(("tables", "Results per point", body))
 
+    if (folder / "mitigations.csv").is_file():   # a sweep over stage sets: its comparison (docs/mitigations.md §6)
+        from .sweep.mitigations import COMPARED
+
+        _, comparison = _csv(folder / "mitigations.csv")
+        rows = [[r["point_id"]] + [r[c] for c in params] + [cell(r, m) for m, _ in COMPARED]
+                for r in comparison[:MAX_TABLE_ROWS]]
+        body = ("<p>Each stage set against the same campaign, same seeds: the share of the campaign's inflation of "
+                "reach and of its extra impressions that the stages removed, their collateral damage on authentic "
+                "creators (measured with the campaign inert; negative = exposure lost), and how well they detected "
+                "the campaign's accounts, scored against the ground truth (mean, 95% CI). Definitions: "
+                "docs/mitigations.md §3.</p>")
+        body += table(["point"] + params + [label for _, label in COMPARED], rows, numeric={0})
+        sections.append(("mitigations", "Mitigation comparison", body))
+
     sens_path = folder / "sensitivity.json"
     if sens_path.is_file():
         sens = _json(sens_path)
@@ -485,7 +499,8 @@ def sweep_report(folder: Path) -> str:
         body += "<p>Rerunning the same <code>simulator sweep</code> command retries the failed runs.</p>"
         sections.append(("failed", "Failed points", body))
 
-    sections.append(("figures", "Figures", figures(folder, sorted((folder / "plots").glob("*.png")))))
+    sections.append(("figures", "Figures", figures(folder, sorted(folder.glob("*.png"))
+                                                   + sorted((folder / "plots").glob("*.png")))))
     sessions = man.get("sessions") or []
     repro = reproduction(man, [
         ["sweep content hash", str(man.get("sweep_hash"))],

@@ -540,3 +540,12 @@ none = []
     with open(out / "summary.csv", newline="") as fh:
         summary = {r["mitigations"]: r for r in csv.DictReader(fh)}
     assert rows[1]["mitigation_effect.mean"] == summary["detect and remove"]["mitigation_effect.mean"]
+
+
+def test_the_report_of_a_stage_set_sweep_shows_the_comparison(tmp_path, cli, repo_root):
+    test_a_sweep_over_stage_sets_writes_the_mitigation_comparison(tmp_path, cli, repo_root)
+    res = cli(["report", tmp_path / "out"])
+    assert res.code == 0, res.err
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Mitigation comparison" in html and "detect and remove" in html and "inflation removed (impressions)" in html
+    assert "mitigation_tradeoff.png" in html and 'src="http' not in html

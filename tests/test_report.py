@@ -95,7 +95,7 @@ def test_sweep_report_escapes_text_and_shows_the_point_means(tmp_path, cli):
     assert cli(["sweep", sweep, "--workers", "1", "--out", out, "--quiet"]).code == 0
     assert cli(["report", out]).code == 0
     html = (out / "report.html").read_text()
-    assert_self_contained(html, out, sorted((out / "plots").glob("*.png")))
+    assert_self_contained(html, out, sorted(out.glob("*.png")) + sorted((out / "plots").glob("*.png")))
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co." in html
     assert "none <i>" not in html and "none &lt;i&gt;" in html
     with open(out / "summary.csv", newline="") as fh:
