@@ -119,14 +119,30 @@ class CampaignOperator(mesa.Agent):
         jitter = rng.random((posts.size, max(most, 1)))
         disclosed = rng.random((posts.size, max(most, 1))) >= c.influencers.undisclosed_share
         self.paid_quality = rng.lognormal(0.0, s.activity.post_quality_sigma, size=(posts.size, max(most, 1)))
+        self.influencers: list[Influencer] = []   # in agent (row) order
         for i, row in enumerate(pop.influencer_rows):
             n = int(posts[i])
             times = np.sort(start + (np.arange(n) + jitter[i, :n]) / max(n, 1) * span)
-            Influencer(model, int(row), float(pop.influencer_real_followers[i]), times, disclosed[i, :n],
-                       float(prices[i]))
+            self.influencers.append(Influencer(model, int(row), float(pop.influencer_real_followers[i]), times,
+                                               disclosed[i, :n], float(prices[i])))
+        # Every paid post's time and influencer, in time order: the influencers with a post due in a step are a
+        # slice of it (a few a step), so only their agents need to step.
+        times = np.concatenate([a.paid_times for a in self.influencers] + [np.zeros(0)])
+        owner = np.repeat(np.arange(len(self.influencers)), [a.paid_times.size for a in self.influencers])
+        order = np.argsort(times, kind="stable")
+        self._paid_times, self._paid_owner = times[order], owner[order]
+        self._paid_cursor = 0
         self.bot_dollars_real = (c.bots.bot_share * s.population.real_users * c.bots.bot_cost) if c.enabled else 0.0
         self.directed = DirectedEngagement(model.step_minutes)
         self.planned_target_posts = 0   # campaign target posts due this step, counted in both worlds
+
+    def influencers_due(self, end: float) -> list[Influencer]:
+        """The influencer agents with a paid post due before ``end`` (minutes) that they have not posted yet, in
+        agent order. Called once per step with the step's end: every other influencer's step would do nothing."""
+        stop = int(np.searchsorted(self._paid_times, end, side="left"))   # posts due: time < end
+        due = np.unique(self._paid_owner[self._paid_cursor: stop])
+        self._paid_cursor = stop
+        return [self.influencers[i] for i in due]
 
     @property
     def influencer_dollars(self) -> float:

@@ -64,34 +64,26 @@ class PostTable:
         self._cap = cap
 
     def count(self, column: str, ids: np.ndarray, cols: np.ndarray | None = None) -> None:
-        """``column[id] += 1`` (or ``column[id, col] += 1``) per occurrence, by a bincount over the span of ``ids``
-        (recent posts) rather than the slow ``ufunc.at`` or a pass over the whole table."""
+        """``column[id] += 1`` (or ``column[id, col] += 1``) per occurrence (see :class:`PostBins`)."""
         if ids.size == 0:
             return
-        arr = getattr(self, column)
-        lo = int(ids.min())
-        span = int(ids.max()) - lo + 1
-        if cols is None:
-            arr[lo: lo + span] += np.bincount(ids - lo, minlength=span).astype(arr.dtype)
-        else:
-            width = arr.shape[1]
-            counts = np.bincount((ids - lo) * width + cols, minlength=span * width)
-            arr[lo: lo + span] += counts.reshape(span, width).astype(arr.dtype)
+        bins = PostBins(ids, cols, getattr(self, column).shape[1] if cols is not None else 1)
+        self.add_bins(column, bins, bins.counts())
 
     def add_weighted(self, column: str, ids: np.ndarray, weights: np.ndarray, cols: np.ndarray | None = None
                      ) -> None:
         """``column[id] += weight`` (or ``column[id, col] += weight``) per occurrence, like :meth:`count`."""
         if ids.size == 0:
             return
+        bins = PostBins(ids, cols, getattr(self, column).shape[1] if cols is not None else 1)
+        self.add_bins(column, bins, bins.sums(weights))
+
+    def add_bins(self, column: str, bins: "PostBins", values: np.ndarray) -> None:
+        """Add per-bin ``values`` (from ``bins.counts`` or ``bins.sums``, or sums and differences of them) to
+        ``column`` over the span of ``bins``, cast to the column's dtype."""
         arr = getattr(self, column)
-        lo = int(ids.min())
-        span = int(ids.max()) - lo + 1
-        if cols is None:
-            arr[lo: lo + span] += np.bincount(ids - lo, weights=weights, minlength=span).astype(arr.dtype)
-        else:
-            width = arr.shape[1]
-            sums = np.bincount((ids - lo) * width + cols, weights=weights, minlength=span * width)
-            arr[lo: lo + span] += sums.reshape(span, width).astype(arr.dtype)
+        part = arr[bins.lo: bins.lo + bins.span]
+        part += values.reshape(part.shape).astype(arr.dtype)
 
     def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, candidate: np.ndarray,
             quality: np.ndarray, sponsored: np.ndarray | bool = False, disclosed: np.ndarray | bool = False,
@@ -101,45 +93,87 @@ class PostTable:
         if k == 0:
             return np.zeros(0, dtype=np.int64)
         self._grow(self.n + k)
-        ids = np.arange(self.n, self.n + k)
-        self.author[ids] = author
-        self.created[ids] = created
-        self.topic[ids] = topic
-        self.candidate[ids] = candidate
-        self.quality[ids] = quality
-        self.sponsored[ids] = sponsored
-        self.disclosed[ids] = disclosed
+        new = slice(self.n, self.n + k)
+        self.author[new] = author
+        self.created[new] = created
+        self.topic[new] = topic
+        self.candidate[new] = candidate
+        self.quality[new] = quality
+        self.sponsored[new] = sponsored
+        self.disclosed[new] = disclosed
         # A creator who discloses a paid partnership puts a label on the post that everyone sees.
-        self.paid_label[ids] = self.sponsored[ids] & self.disclosed[ids]
-        self.campaign[ids] = campaign
+        self.paid_label[new] = self.sponsored[new] & self.disclosed[new]
+        self.campaign[new] = campaign
         self.n += k
-        return ids
+        return np.arange(new.start, new.stop)
+
+
+class PostBins:
+    """A batch of events (one step's plays or engagements) binned by post, and optionally by a column such as the
+    engagement type, over the span of post ids they touch: the events of a step touch the recent posts only, so a
+    ``bincount`` over that span replaces the slow ``ufunc.at`` or a pass over the whole table. The bins are computed
+    once and counted or summed over any subset of the events (see :meth:`PostTable.add_bins`).
+
+    Each bin's sum adds that bin's events in their order in the batch, whatever the subset, so a sum over a subset is
+    the same number as a ``bincount`` over the subset alone.
+    """
+
+    __slots__ = ("lo", "span", "width", "key")
+
+    def __init__(self, ids: np.ndarray, cols: np.ndarray | None = None, width: int = 1):
+        self.lo = int(ids.min()) if ids.size else 0
+        self.span = int(ids.max()) - self.lo + 1 if ids.size else 0
+        self.width = width
+        self.key = np.subtract(ids, self.lo, dtype=np.int64)   # bin of each event: (id - lo) * width + col
+        if cols is not None:
+            self.key *= width
+            self.key += cols
+
+    def counts(self, select: np.ndarray | None = None) -> np.ndarray:
+        """Events per bin (int64, ``span × width``), of all events or of the ``select`` mask."""
+        key = self.key if select is None else self.key[select]
+        return np.bincount(key, minlength=self.span * self.width)
+
+    def sums(self, weights: np.ndarray, select: np.ndarray | None = None) -> np.ndarray:
+        """Sum of the events' ``weights`` per bin (float64), of all events or of the ``select`` mask."""
+        if select is not None:
+            return np.bincount(self.key[select], weights=weights[select], minlength=self.span * self.width)
+        return np.bincount(self.key, weights=weights, minlength=self.span * self.width)
 
 
 class PostDrafts:
     """Posts created during one step, gathered from every actor before they are added in time order."""
 
+    #: the post columns a draft sets (arguments of :meth:`PostTable.add`), each a scalar or one value per post
+    FIELDS = ("author", "created", "topic", "candidate", "quality", "sponsored", "disclosed", "campaign")
+
     def __init__(self):
-        self._parts: list[dict] = []
+        self._parts: list[tuple[int, str, tuple]] = []
 
     def add(self, author, created, topic, candidate, quality, sponsored=False, disclosed=False, campaign=False,
             source: str = "organic") -> None:
         k = int(np.size(author))
         if k == 0:
             return
-        b = lambda v: np.broadcast_to(np.asarray(v), (k,))  # noqa: E731
-        self._parts.append({"author": b(author), "created": b(created), "topic": b(topic), "candidate": b(candidate),
-                            "quality": b(quality), "sponsored": b(sponsored), "disclosed": b(disclosed),
-                            "campaign": b(campaign), "source": np.full(k, source, dtype=object)})
+        self._parts.append((k, source, (author, created, topic, candidate, quality, sponsored, disclosed, campaign)))
 
     def commit(self, table: PostTable) -> tuple[np.ndarray, np.ndarray]:
         """Add all drafts to ``table`` sorted by creation time; returns (post ids, source label per id)."""
         if not self._parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+        sizes = [k for k, _, _ in self._parts]
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        cols = {}
+        for f, name in enumerate(self.FIELDS):
+            # Each part's values (or scalar) written into one array of the column's dtype: what adding them would
+            # store anyway, without a broadcast copy and a concatenation per part.
+            col = np.empty(bounds[-1], dtype=PostTable._COLUMNS[name])
+            for (_, _, values), lo, hi in zip(self._parts, bounds, bounds[1:]):
+                col[lo:hi] = values[f]
+            cols[name] = col
         order = np.argsort(cols["created"], kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
-        source = cols.pop("source")
+        source = np.repeat(np.array([s for _, s, _ in self._parts], dtype=object), sizes)[order]
         ids = table.add(**cols)
         self._parts = []
         return ids, source

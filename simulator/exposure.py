@@ -28,20 +28,19 @@ class ExposureLedger:
 
     def record(self, users: np.ndarray, posts: np.ndarray, routes: np.ndarray, table, kind: np.ndarray) -> None:
         """One step's impressions: ``users``, ``posts`` and ``routes`` are aligned flat arrays."""
-        o = self.in_o[users]
-        users, posts, routes = users[o], posts[o], routes[o]
-        self.impressions_o += posts.size
-        table.count("impressions_o", posts)
-        cand = table.candidate[posts]
+        o = np.flatnonzero(self.in_o.take(users))   # the impressions served to O
+        posts_o = posts.take(o)
+        self.impressions_o += posts_o.size
+        table.count("impressions_o", posts_o)
+        cand = table.candidate.take(posts_o)
         political = cand >= 0
         self.candidate_impressions += np.bincount(cand[political], minlength=self.candidate_impressions.size)
-        t = cand == self.target
-        if not t.any():
+        t = o.take(np.flatnonzero(cand == self.target))   # ... of the target's posts
+        if t.size == 0:
             return
-        tp, tr = posts[t], routes[t]
-        self.target_impressions += int(t.sum())
-        self.reached[users[t]] = True
-        self.route_impressions += credit_routes(tp, tr, table, kind).sum(axis=0)
+        self.target_impressions += t.size
+        self.reached[users.take(t)] = True
+        self.route_impressions += credit_routes(posts.take(t), routes.take(t), table, kind).sum(axis=0)
 
     def author_impressions(self, table, n_accounts: int) -> np.ndarray:
         """Impressions served to O per author account."""

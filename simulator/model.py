@@ -14,9 +14,9 @@ import mesa
 import numpy as np
 
 from .audience import Audience
-from .campaign import TYPE_BITS, CampaignOperator, Influencer
+from .campaign import TYPE_BITS, CampaignOperator
 from .config import Scenario
-from .content import FOLLOW, PostDrafts, PostTable
+from .content import ENGAGEMENT_TYPES, FOLLOW, PostBins, PostDrafts, PostTable
 from .exposure import ExposureLedger, note_graduations
 from .mitigations.pipeline import MitigationPipeline
 from .opinion import expected_vote_shares, persuade
@@ -26,6 +26,8 @@ from .ranking import RankerContext, make_ranker
 from .seeding import RunStreams
 
 MINUTES_PER_HOUR = 60.0
+#: every engagement type's bit in an event's type mask
+ALL_TYPE_BITS = np.bitwise_or.reduce(TYPE_BITS)
 
 
 class AuditWorld(mesa.Model):
@@ -48,6 +50,8 @@ class AuditWorld(mesa.Model):
         self.campaign_first_action = np.full(pop.n, np.inf)
         self.audience = Audience(s, pop, self.streams.activity, self.streams.engagement, self.streams.content)
         self.ledger = ExposureLedger(pop, len(s.candidates.names), self.target)
+        # Ground truth: the attribution route of each account's engagement (its kind never changes).
+        self.route_of_account = ROUTE_OF_KIND[pop.kind]
         self.drafts = PostDrafts()
         ctx = RankerContext(settings=s.ranker, feed=s.feed, n_audience=pop.n_audience, topics=s.population.topics)
         self.platform = Platform(self, make_ranker(ctx))
@@ -124,13 +128,12 @@ class AuditWorld(mesa.Model):
         self.ledger.record(imp_users, imp_posts, imp_routes, table, pop.kind)
         self.impressions_served += imp_posts.size
         recruits_active = self.campaign_enabled and t0 >= s.campaign.recruits.recruit_day * 1440.0
-        engaged = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)
+        served_types = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)
         probe_users, probe_posts = self._probe_scroll(step, t0)
         # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
         if s.opinion.enabled:
-            any_eng = engaged.any(axis=1)
             cand = table.candidate[imp_posts]
-            sel = any_eng & (cand >= 0)
+            sel = (served_types != 0) & (cand >= 0)
             persuade(pop.support, imp_users[sel], cand[sel].astype(np.int64), s.opinion.persuasion)
         # 5. New posts this step.
         self._post(t0)
@@ -145,19 +148,17 @@ class AuditWorld(mesa.Model):
         self._note_campaign_actions(acc, times)
         # 7. The step's plays: feed impressions, then directed visits. Counted as they happened (what users see,
         # ground truth), reviewed by the mitigation stages, and counted as the platform weighs them.
-        served_types = np.packbits(engaged, axis=1, bitorder="little")[:, 0] if engaged.size else \
-            np.zeros(0, np.uint8)
         n_fed = imp_posts.size + probe_posts.size
         events = StepEvents(
-            account=np.concatenate([imp_users.astype(np.int64), probe_users, acc]),
-            post=np.concatenate([imp_posts.astype(np.int64), probe_posts, posts]),
+            account=np.concatenate([imp_users, probe_users, acc], dtype=np.int64),
+            post=np.concatenate([imp_posts, probe_posts, posts], dtype=np.int64),
             types=np.concatenate([served_types, np.zeros(probe_posts.size, np.uint8), masks.astype(np.uint8)]),
             time=np.concatenate([imp_times, np.full(probe_posts.size, t0 + 0.5 * self.step_minutes), times]),
             served=np.concatenate([np.ones(n_fed, bool), np.zeros(acc.size, bool)]),
         )
-        self._count_plays(events)
+        raw = self._count_plays(events)
         weights = self.mitigations.review(events, ids)
-        self._count_trusted(events, weights)
+        self._count_trusted(events, weights, raw)
         # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
             pop.follows.merge_pending()
@@ -187,8 +188,9 @@ class AuditWorld(mesa.Model):
         quality = rng.lognormal(0.0, s.activity.post_quality_sigma, size=inf.size)
         who = u < s.campaign.influencers.posts_per_day * s.step_hours / 24.0
         self.drafts.add(inf[who], when[who], topic[who], -1, quality[who], source="influencer_unpaid")
-        if Influencer in self.agents_by_type:
-            self.agents_by_type[Influencer].do("step")
+        # The Influencer agents step in agent order; only those with a paid post due this step have anything to do.
+        for influencer in self.operator.influencers_due(t0 + self.step_minutes):
+            influencer.step()
         self.operator.post()
 
     def _probe_scroll(self, step: int, t0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -218,42 +220,62 @@ class AuditWorld(mesa.Model):
                                               minlength=self.probe_impressions.size)
         return users, posts
 
-    def _count_plays(self, events: "StepEvents") -> None:
+    def _count_plays(self, events: "StepEvents") -> tuple[np.ndarray, np.ndarray | None] | None:
         """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes
-        (ground truth) and new follows."""
+        (ground truth) and new follows. Returns the per-post counts of plays and of engagement by type (bins of
+        ``events.play_bins()`` and ``events.engagement_bins()``), which :meth:`_count_trusted` reuses."""
         table = self.posts
         if events.post.size == 0:
-            return
-        table.count("views", events.post)
-        table.count("served_views", events.post[events.served])
+            return None
+        plays = events.play_bins()
+        views = plays.counts()
+        table.add_bins("views", plays, views)
+        # The plays the feed served: all but the directed visits (few), counted exactly in integers.
+        table.add_bins("served_views", plays, views - plays.counts(~events.served))
         rows, types = events.engagement_rows()
-        if rows.size:
-            posts = events.post[rows]
-            table.count("engagements", posts, types)
-            self.engagements += rows.size
-            route = ROUTE_OF_KIND[self.population.kind[events.account[rows]]]
-            table.count("engagement_by_route", posts, route)
-            f = types == FOLLOW
-            if f.any():
-                self.population.follows.add(events.account[rows[f]], table.author[posts[f]])
+        if rows.size == 0:
+            return views, None
+        by_type = events.engagement_bins()
+        engagements = by_type.counts()
+        table.add_bins("engagements", by_type, engagements)
+        self.engagements += rows.size
+        engagers, posts = events.account.take(rows), events.post.take(rows)
+        table.count("engagement_by_route", posts, self.route_of_account.take(engagers))
+        f = types == FOLLOW
+        if f.any():
+            self.population.follows.add(engagers[f], table.author[posts[f]])
+        return views, engagements
 
-    def _count_trusted(self, events: "StepEvents", weights: np.ndarray) -> None:
-        """The platform's ranking signals: each play and engagement counted with its mitigation weight."""
+    def _count_trusted(self, events: "StepEvents", weights: np.ndarray,
+                       raw: tuple[np.ndarray, np.ndarray | None] | None) -> None:
+        """The platform's ranking signals: each play and engagement counted with its mitigation weight.
+
+        When every weight is 1 (no stage, or none weighed anything this step) the weighted sums are the raw counts
+        exactly (sums of ones are integers), so the counts ``raw`` made by :meth:`_count_plays` are added instead.
+        """
         table = self.posts
         if events.post.size == 0:
             return
-        posts = events.post
-        table.add_weighted("trusted_views", posts, weights)
-        early = events.time - table.created[posts] < MINUTES_PER_HOUR
-        table.add_weighted("trusted_first_hour_views", posts[early], weights[early])
-        rows, types = events.engagement_rows()
-        if rows.size:
-            w, p = weights[rows], posts[rows]
-            table.add_weighted("trusted_engagements", p, w, types)
-            er = early[rows]
-            table.add_weighted("trusted_first_hour_engagements", p[er], w[er], types[er])
-            sr = events.served[rows]
-            table.add_weighted("trusted_served_engagements", p[sr], w[sr], types[sr])
+        views, engagements = raw
+        plays = events.play_bins()
+        early = events.time - table.created.take(events.post) < MINUTES_PER_HOUR
+        unit = bool((weights == 1.0).all())
+        table.add_bins("trusted_views", plays, views if unit else plays.sums(weights))
+        table.add_bins("trusted_first_hour_views", plays, plays.counts(early) if unit else plays.sums(weights, early))
+        rows, _ = events.engagement_rows()
+        if rows.size == 0:
+            return
+        by_type = events.engagement_bins()
+        er, sr = early[rows], events.served[rows]
+        if unit:
+            table.add_bins("trusted_engagements", by_type, engagements)
+            table.add_bins("trusted_first_hour_engagements", by_type, by_type.counts(er))
+            table.add_bins("trusted_served_engagements", by_type, engagements - by_type.counts(~sr))
+        else:
+            w = weights[rows]
+            table.add_bins("trusted_engagements", by_type, by_type.sums(w))
+            table.add_bins("trusted_first_hour_engagements", by_type, by_type.sums(w, er))
+            table.add_bins("trusted_served_engagements", by_type, by_type.sums(w, sr))
 
     def _note_campaign_posts(self, ids: np.ndarray) -> None:
         camp = ids[self.posts.campaign[ids]] if ids.size else ids
@@ -279,11 +301,11 @@ class StepEvents:
     """One step's plays, aligned arrays: account, post, engagement type mask (bit i = type i of
     ``content.ENGAGEMENT_TYPES``; 0 = a play with no engagement), time, and whether the play was a feed impression."""
 
-    __slots__ = ("account", "post", "types", "time", "served", "_rows")
+    __slots__ = ("account", "post", "types", "time", "served", "_rows", "_play_bins", "_engagement_bins")
 
     def __init__(self, account, post, types, time, served):
         self.account, self.post, self.types, self.time, self.served = account, post, types, time, served
-        self._rows = None
+        self._rows = self._play_bins = self._engagement_bins = None
 
     @property
     def size(self) -> int:
@@ -292,7 +314,23 @@ class StepEvents:
     def engagement_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(event row, engagement type) for every engagement carried by the events, row-major."""
         if self._rows is None:
-            bits = (self.types[:, None] & TYPE_BITS[None, :]) != 0
-            self._rows = np.nonzero(bits)
+            # One flag per (event, bit) in row-major order: the little-endian bits of each event's mask, 8 per
+            # event; bits beyond the engagement types are cleared. flatnonzero over a flat bool array is several
+            # times faster than nonzero over an (events, types) matrix.
+            bits = np.unpackbits(self.types & ALL_TYPE_BITS, bitorder="little").view(bool)
+            flat = np.flatnonzero(bits)
+            self._rows = (flat >> 3, flat & 7)
         return self._rows
 
+    def play_bins(self) -> PostBins:
+        """The events binned by post (for per-post counts of plays)."""
+        if self._play_bins is None:
+            self._play_bins = PostBins(self.post)
+        return self._play_bins
+
+    def engagement_bins(self) -> PostBins:
+        """The engagements of :meth:`engagement_rows` binned by (post, engagement type)."""
+        if self._engagement_bins is None:
+            rows, types = self.engagement_rows()
+            self._engagement_bins = PostBins(self.post.take(rows), types, len(ENGAGEMENT_TYPES))
+        return self._engagement_bins

@@ -18,8 +18,10 @@ def persuade(support: np.ndarray, users: np.ndarray, candidates: np.ndarray, per
     n_cols = support.shape[1]
     uniq, inv = np.unique(users, return_inverse=True)
     counts = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    pull = np.zeros((uniq.size, n_cols))
-    np.add.at(pull, (inv, candidates), 1.0)
+    # Impressions per (user, candidate), as float64 counts (a bincount: the same whole numbers as adding 1.0 per
+    # impression with ``np.add.at``, much faster).
+    pull = np.bincount(inv * n_cols + candidates, minlength=uniq.size * n_cols).reshape(uniq.size, n_cols)
+    pull = pull.astype(np.float64)
     pull /= counts[:, None]
     moved = 1.0 - (1.0 - persuasion) ** counts
     support[uniq] = (1.0 - moved)[:, None] * support[uniq] + moved[:, None] * pull
