@@ -311,8 +311,9 @@ class DormancyDampeningConfig(MitigationConfig):
 
 @dataclass(frozen=True)
 class CoordinationDetectionConfig(MitigationConfig):
-    every_hours: float = spec(6.0, unit="hours", gt=0.0, le=24.0 * 30,
-                              doc="How often the co-engagement graph is rebuilt and clustered.")
+    every_hours: float = spec(12.0, unit="hours", gt=0.0, le=24.0 * 30,
+                              doc="How often the co-engagement graph is rebuilt and clustered (a batch job; the "
+                                  "first run is one period after `start_day`).")
     window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
                                doc="Engagement events (likes, comments, shares) of the last this many hours are "
                                    "used.")
@@ -373,8 +374,10 @@ class TakedownConfig(MitigationConfig):
     remove_flagged_by: tuple[str, ...] = spec(("coordination_detection",),
                                               doc="Stages whose flagged accounts each takedown removes (besides the "
                                                   "clusters it detects itself).")
-    detect: bool = spec(True, doc="Run its own co-engagement clustering at each takedown (with the parameters "
-                                  "below), so the stage works alone.")
+    detect: str = spec("auto", choices=("auto", "always", "never"),
+                       doc="Its own co-engagement clustering at each takedown (with the parameters below): `auto` "
+                           "runs it only when no stage named in `remove_flagged_by` is in the pipeline (so the "
+                           "stage works alone, and does not repeat a detector's work), `always`, or `never`.")
     window_hours: float = spec(24.0, unit="hours", gt=0.0, le=24.0 * 30,
                                doc="Own detection: engagement events of the last this many hours.")
     pair_window_minutes: float = spec(5.0, unit="minutes", gt=0.0, le=24.0 * 60,

@@ -197,7 +197,7 @@ def test_takedown_removes_what_earlier_stages_flagged_on_its_cadence():
     flags[7] = 0b10                 # flagged by stage 1 (another stage)
     world = _view(author=[9], created=[0.0], account_flag_stages=flags)
     ctx = context("takedown", 10, 6, index=2, names=("coordination_detection", "rate_limit", "takedown"),
-                  every_hours=2.0, detect=False)
+                  every_hours=2.0, detect="never")
     stage = make_stage(ctx)
     # first review (the stage's start) at minute 60: the first takedown is every_hours later, at minute 180
     assert stage.review(evidence(60, [], [], [], []), world.view(60), None) is None
@@ -549,3 +549,11 @@ def test_the_report_of_a_stage_set_sweep_shows_the_comparison(tmp_path, cli, rep
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Mitigation comparison" in html and "detect and remove" in html and "inflation removed (impressions)" in html
     assert "mitigation_tradeoff.png" in html and 'src="http' not in html
+
+
+def test_takedown_detects_on_its_own_only_when_no_detector_feeds_it():
+    names = ("coordination_detection", "takedown")
+    fed = make_stage(context("takedown", 10, 6, index=1, names=names))
+    alone = make_stage(context("takedown", 10, 6, index=0, names=("takedown",)))
+    forced = make_stage(context("takedown", 10, 6, index=1, names=names, detect="always"))
+    assert fed.log is None and alone.log is not None and forced.log is not None

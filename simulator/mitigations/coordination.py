@@ -59,21 +59,24 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     """Linked account pairs (a < b) and the number of distinct posts each pair co-engaged within ``pair_window``.
 
     Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time (to 1/8
-    minute), ties broken by a fixed hash of (account, post) so that accounts with nearby row numbers are not
-    systematically paired. Two int64 sorts of the window's events; no per-account loop."""
+    minute; the pair window is compared at that resolution), ties broken by a fixed hash of (account, post) so that
+    accounts with nearby row numbers are not systematically paired. A few int64 sorts of the window's events; no
+    per-account loop."""
     if acc.size < 2:
         e = np.zeros(0, np.int64)
         return e, e, e
-    # Order by post, time (1/8 min), hash: one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years).
+    # Order by post, time (1/8 min), hash: one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years); the
+    # sorted key itself gives back each event's post and time (to 1/8 minute), so only accounts are gathered.
     key = post * np.int64(n_accounts) + acc
     tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
-    order = np.argsort((post << 36) | (tq << 13) | (mix64(key) & np.uint64(0x1FFF)).astype(np.int64))
-    key, acc, post, t = key[order], acc[order], post[order], t[order]
-    # Keep each (account, post) once, at its first engagement.
-    _, first = np.unique(key, return_index=True)
-    if first.size < key.size:
-        first = np.sort(first)
+    composite = (post << 36) | (tq << 13) | (mix64(key) & np.uint64(0x1FFF)).astype(np.int64)
+    order = np.argsort(composite)
+    composite, acc = composite[order], acc[order]
+    post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
+    first = _first_of_each(post * np.int64(n_accounts) + acc)
+    if first is not None:
         acc, post, t = acc[first], post[first], t[first]
+    pair_window = pair_window * 8.0     # in eighths of a minute, like t
     a_parts, b_parts = [], []
     for d in range(1, min(neighbours, acc.size - 1) + 1):
         same = (post[d:] == post[:-d]) & (t[d:] - t[:-d] <= pair_window)
@@ -87,10 +90,24 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     a = np.concatenate(a_parts)
     b = np.concatenate(b_parts)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pair, count = np.unique(lo * np.int64(n_accounts) + hi, return_counts=True)
+    pair = np.sort(lo * np.int64(n_accounts) + hi)
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    count = np.diff(np.r_[starts, pair.size])
     strong = count >= min_shared_posts
-    pair, count = pair[strong], count[strong]
+    pair, count = pair[starts[strong]], count[strong]
     return pair // n_accounts, pair % n_accounts, count
+
+
+def _first_of_each(key: np.ndarray) -> np.ndarray | None:
+    """Sorted positions of the first occurrence of each distinct value of ``key``; None when all are distinct.
+    (``np.unique(..., return_index=True)`` does the same with a stable sort, several times slower.)"""
+    order = np.argsort(key)
+    s = key[order]
+    dup = s[1:] == s[:-1]
+    if not dup.any():
+        return None
+    starts = np.flatnonzero(np.r_[True, ~dup])
+    return np.sort(np.minimum.reduceat(order, starts))
 
 
 def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1

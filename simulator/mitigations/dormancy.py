@@ -19,19 +19,20 @@ class DormancyDampening:
         self.context = context
         self.s = context.settings
         self.first_seen = np.full(context.n_accounts, np.inf)   # first activity seen by the stage (minutes)
+        self.damped_until: np.ndarray | None = None   # per account: its engagement is dampened before this minute
+        self.dormant: np.ndarray | None = None
         self.bit = np.int64(1) << np.int64(context.index)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict:
         s = self.s
         acc, t = evidence.account, evidence.time
+        if self.damped_until is None:   # accounts are new until registration + new_account_days (minutes)
+            self.damped_until = view.account_registered_hours * 60.0 + s.new_account_days * MINUTES_PER_DAY
+            self.dormant = view.account_prior_active_days <= s.dormant_max_active_days
         authors = view.post_author[evidence.new_posts].astype(np.int64)
         self._note_activity(np.concatenate([acc, authors]),
                             np.concatenate([t, view.post_created[evidence.new_posts]]))
-        age_days = (t / 60.0 - view.account_registered_hours[acc]) / 24.0
-        new = age_days < s.new_account_days
-        dormant = view.account_prior_active_days[acc] <= s.dormant_max_active_days
-        woken = dormant & (t - self.first_seen[acc] < s.probation_days * MINUTES_PER_DAY)
-        damp = new | woken
+        damp = t < self.damped_until[acc]   # new, or woken and still on probation
         weight = np.where(damp, np.float32(s.weight), np.float32(1.0))
         flag = np.unique(acc[damp])
         flag = flag[(view.account_flag_stages[flag] & self.bit) == 0]
@@ -47,6 +48,9 @@ class DormancyDampening:
             head = np.ones(a.size, bool)
             head[1:] = a[1:] != a[:-1]
             self.first_seen[a[head]] = t[head]
+            woken = a[head][self.dormant[a[head]]]    # a dormant account's probation runs from its first activity
+            self.damped_until[woken] = np.maximum(self.damped_until[woken],
+                                                  self.first_seen[woken] + self.s.probation_days * MINUTES_PER_DAY)
 
     def _reason(self, account: int, view) -> str:
         age = view.now / MINUTES_PER_DAY - view.account_registered_hours[account] / 24.0

@@ -22,6 +22,11 @@ class RateLimit:
         weight = np.ones(evidence.size, dtype=np.float32)
         if active.size <= self.cap:
             return Verdict(event_weight=weight)
+        # Only accounts over the allowance need ordering: count first (cheap), then sort their events alone.
+        counts = np.bincount(evidence.account[active])
+        active = active[counts[evidence.account[active]] > self.cap]
+        if active.size == 0:
+            return Verdict(event_weight=weight)
         acc = evidence.account[active]
         order = np.lexsort((evidence.time[active], acc))   # stable: ties keep event order
         acc_sorted = acc[order]

@@ -11,14 +11,16 @@ from .coordination import Cadence, CoEngagementLog, co_engagement_links, coordin
 
 class Takedown:
     """Every ``every_hours`` from ``start_day`` (the first takedown comes ``every_hours`` after it), removes the
-    accounts flagged by the stages named in ``remove_flagged_by`` and, with ``detect``, the co-engagement groups of
-    at least ``min_cluster_size`` it finds itself (largest first, at most ``max_accounts`` per takedown when set)."""
+    accounts flagged by the stages named in ``remove_flagged_by`` and the co-engagement groups of at least
+    ``min_cluster_size`` it finds itself (``detect``: by default only when none of those stages is in the pipeline),
+    largest first, at most ``max_accounts`` per takedown when set."""
 
     def __init__(self, context: StageContext):
         self.context = context
         self.s = context.settings
         self.source_bits = np.int64(context.stage_bits(self.s.remove_flagged_by))
-        self.log = CoEngagementLog(self.s.window_hours * 60.0) if self.s.detect else None
+        detect = self.s.detect == "always" or (self.s.detect == "auto" and not self.source_bits)
+        self.log = CoEngagementLog(self.s.window_hours * 60.0) if detect else None
         self.cadence = Cadence(self.s.every_hours)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict | None:
