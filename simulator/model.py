@@ -18,6 +18,7 @@ from .campaign import TYPE_BITS, CampaignOperator
 from .config import Scenario
 from .content import ENGAGEMENT_TYPES, FOLLOW, PostBins, PostDrafts, PostTable
 from .exposure import ExposureLedger, note_graduations
+from .mitigations.base import note_first_times
 from .mitigations.pipeline import MitigationPipeline
 from .opinion import expected_vote_shares, persuade
 from .platform import Platform
@@ -284,17 +285,8 @@ class AuditWorld(mesa.Model):
 
     def _note_campaign_actions(self, accounts: np.ndarray, times: np.ndarray) -> None:
         """Ground truth: the first campaign action (a campaign post or a directed visit) of each account."""
-        if accounts.size == 0:
-            return
-        first = self.campaign_first_action
-        new = np.isinf(first[accounts])
-        if new.any():
-            acc, t = accounts[new], times[new]
-            order = np.lexsort((t, acc))
-            acc, t = acc[order], t[order]
-            head = np.ones(acc.size, bool)
-            head[1:] = acc[1:] != acc[:-1]
-            first[acc[head]] = t[head]
+        if accounts.size:
+            note_first_times(self.campaign_first_action, accounts, times)
 
 
 class StepEvents:

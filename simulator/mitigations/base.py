@@ -107,6 +107,21 @@ class Verdict:
     release_posts: np.ndarray = field(default_factory=lambda: _EMPTY_IDS)
 
 
+def note_first_times(first: np.ndarray, accounts: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Record in ``first`` (one entry per account, inf = never) the earliest of ``times`` of every account seen
+    for the first time; returns those accounts."""
+    unseen = np.isinf(first[accounts])
+    if not unseen.any():
+        return np.zeros(0, np.int64)
+    acc, t = accounts[unseen], times[unseen]
+    order = np.lexsort((t, acc))
+    acc, t = acc[order], t[order]
+    head = np.ones(acc.size, bool)
+    head[1:] = acc[1:] != acc[:-1]
+    first[acc[head]] = t[head]
+    return acc[head]
+
+
 class StageContractError(RuntimeError):
     """A stage returned a verdict that breaks the interface."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Evidence, StageContext, Verdict
+from .base import Evidence, StageContext, Verdict, note_first_times
 
 MINUTES_PER_DAY = 1440.0
 
@@ -40,17 +40,10 @@ class DormancyDampening:
         return Verdict(event_weight=weight, flag=flag, reason=reasons)
 
     def _note_activity(self, accounts: np.ndarray, times: np.ndarray) -> None:
-        unseen = np.isinf(self.first_seen[accounts])
-        if unseen.any():
-            a, t = accounts[unseen], times[unseen]
-            order = np.lexsort((t, a))
-            a, t = a[order], t[order]
-            head = np.ones(a.size, bool)
-            head[1:] = a[1:] != a[:-1]
-            self.first_seen[a[head]] = t[head]
-            woken = a[head][self.dormant[a[head]]]    # a dormant account's probation runs from its first activity
-            self.damped_until[woken] = np.maximum(self.damped_until[woken],
-                                                  self.first_seen[woken] + self.s.probation_days * MINUTES_PER_DAY)
+        seen = note_first_times(self.first_seen, accounts, times)
+        woken = seen[self.dormant[seen]]    # a dormant account's probation runs from its first activity
+        self.damped_until[woken] = np.maximum(self.damped_until[woken],
+                                              self.first_seen[woken] + self.s.probation_days * MINUTES_PER_DAY)
 
     def _reason(self, account: int, view) -> str:
         age = view.now / MINUTES_PER_DAY - view.account_registered_hours[account] / 24.0
