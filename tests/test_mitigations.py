@@ -557,3 +557,15 @@ def test_takedown_detects_on_its_own_only_when_no_detector_feeds_it():
     alone = make_stage(context("takedown", 10, 6, index=0, names=("takedown",)))
     forced = make_stage(context("takedown", 10, 6, index=1, names=names, detect="always"))
     assert fed.log is None and alone.log is not None and forced.log is not None
+
+
+def test_pairs_are_the_same_beyond_the_composite_keys_range():
+    rng = np.random.default_rng(3)
+    acc = rng.integers(0, 50, 3000)
+    post = rng.integers(0, 40, 3000)
+    t = rng.uniform(0, 600, 3000)
+    small_ids = co_engagement_links(acc, post, t, 50, 5.0, 8, 2)
+    big_ids = co_engagement_links(acc, post + (1 << 27), t, 50, 5.0, 8, 2)
+    for x, y in zip(small_ids, big_ids):
+        np.testing.assert_array_equal(x, y)
+    assert small_ids[0].size > 0

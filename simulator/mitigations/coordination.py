@@ -69,10 +69,15 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     # sorted key itself gives back each event's post and time (to 1/8 minute), so only accounts are gathered.
     key = post * np.int64(n_accounts) + acc
     tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
-    composite = (post << 36) | (tq << 13) | (mix64(key) & np.uint64(0x1FFF)).astype(np.int64)
-    order = np.argsort(composite)
-    composite, acc = composite[order], acc[order]
-    post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
+    tie = (mix64(key) & np.uint64(0x1FFF)).astype(np.int64)
+    if post.max() < 1 << 27:
+        composite = (post << 36) | (tq << 13) | tie
+        order = np.argsort(composite)
+        composite, acc = composite[order], acc[order]
+        post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
+    else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
+        order = np.lexsort((tie, tq, post))
+        acc, post, t = acc[order], post[order], tq[order]
     first = _first_of_each(post * np.int64(n_accounts) + acc)
     if first is not None:
         acc, post, t = acc[first], post[first], t[first]
