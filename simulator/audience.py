@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .config import Scenario
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
@@ -41,6 +42,7 @@ class Audience:
         self.post_probability = a.post_rate * (scenario.step_hours / 24.0) * self.post_weight[: population.n_people]
         # Interest in a topic is taken relative to the user's favourite topic (1 = favourite).
         self.inv_top_interest = 1.0 / population.interests[:n].max(axis=1)
+        self.interests = population.interests
         self.interests_flat = population.interests.reshape(-1)
 
     def sessions(self, step: int) -> np.ndarray:
@@ -63,41 +65,24 @@ class Audience:
         more.
         """
         e = self.s.engagement
-        users = users.astype(np.int64, copy=False)
-        posts = posts.astype(np.int64, copy=False)
-        # ``take`` with int64 indices: the fastest gather (int32/int16 indices are 2-3x slower here).
-        cell = users * self.s.population.topics
-        cell += table.topic.take(posts)
-        m = self.interests_flat.take(cell) * self.inv_top_interest.take(users)   # float32
-        if e.interest_weight != 1.0:
-            m = m ** e.interest_weight
-        cand = table.candidate.take(posts)
-        political = np.flatnonzero(cand >= 0)
-        if political.size:   # alignment is 1 on other posts, and m × 1 == m exactly: multiply the political ones
-            pc = cand.take(political).astype(np.int64)
-            align = 0.2 + e.alignment_weight * self.pop.support[users.take(political), pc]
-            m[political] *= align.astype(np.float32)
+        users = users.astype(np.intp, copy=False)
+        posts = posts.astype(np.intp, copy=False)
+        match = np.zeros(0, dtype=np.float32)
+        if e.interest_weight != 1.0:   # NumPy's float32 power, which the kernel does not reproduce
+            cell = users * self.s.population.topics + table.topic.take(posts)
+            match = (self.interests_flat.take(cell) * self.inv_top_interest.take(users)) ** e.interest_weight
         # Social proof is a function of the post: evaluated once per post over the span of ids shown (the recent
-        # posts), then gathered per impression.
+        # posts).
         lo = int(posts.min()) if posts.size else 0
         likes = table.engagements[lo: int(posts.max()) + 1 if posts.size else 0, LIKE]
         social_proof = 1.0 + e.social_proof * np.log10(1.0 + likes)
-        m = m * social_proof.take(posts - lo)   # float64 from here on
-        m *= table.quality.take(posts)
-        if recruits_active:   # recruited users answer the off-platform call once it has opened
-            boost = self.is_recruit[users] & (cand == target)
-            m[boost] *= self.s.campaign.recruits.engagement_boost
-        # P(type) for every impression, laid out (type, impression) so that every NumPy loop runs along the long
-        # axis (an (impressions, 5) layout makes the broadcast product and the packing below 3-10x slower).
-        p = self.base[:, None] * m.astype(np.float32)
-        np.minimum(p, 0.95, out=p)
-        # The draws are made (impression, type) row-major, as ever; compare them through the transposed view.
+        # The draws are made (impression, type) row-major, as ever.
         draws = self.engagement_rng.random((posts.size, self.base.size), dtype=np.float32)
-        engaged = np.less(draws.T, p, out=np.empty(p.shape, dtype=bool))
-        types = np.zeros(posts.size, dtype=np.uint8)
-        for bit, hits in enumerate(engaged.view(np.uint8)):
-            types |= hits << np.uint8(bit)
-        return types
+        return kernels.engagement_types(
+            users, posts, match, match.size > 0, self.interests, self.inv_top_interest, table.topic,
+            table.candidate, self.pop.support, float(e.alignment_weight), social_proof, lo, table.quality,
+            self.is_recruit, target if recruits_active else -2, float(self.s.campaign.recruits.engagement_boost),
+            self.base, draws)
 
     def post(self, drafts: PostDrafts, t0: float, step_minutes: float, target_support_cols: int) -> None:
         """Organic posts of this step: a low rate, topics from interests, political posts for a candidate drawn

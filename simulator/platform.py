@@ -59,8 +59,10 @@ class PlatformView:
             if isinstance(value, np.ndarray):
                 value = read_only(value)
             elif sp.issparse(value):   # a new matrix object over read-only views of the same buffers (no copy)
+                source = value
                 value = sp.csr_matrix((read_only(value.data), read_only(value.indices), read_only(value.indptr)),
                                       shape=value.shape)
+                value.has_canonical_format = source.has_canonical_format   # known: not checked again
             object.__setattr__(self, name, value)
         if observables:
             raise TypeError(f"not observable: {sorted(observables)}")

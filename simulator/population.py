@@ -78,11 +78,16 @@ class FollowGraph:
         if not self._pending_rows:
             return 0
         before = self.matrix.nnz
-        coo = self.matrix.tocoo()
-        rows = np.concatenate([coo.row.astype(np.int32)] + self._pending_rows)
-        cols = np.concatenate([coo.col.astype(np.int32)] + self._pending_cols)
+        n = self.matrix.shape[0]
+        added = _edges_to_csr(n, np.concatenate(self._pending_rows), np.concatenate(self._pending_cols))
         self._pending_rows, self._pending_cols = [], []
-        self.matrix = _edges_to_csr(self.matrix.shape[0], rows, cols)
+        # Only the new edges are sorted; the sum of two canonical CSR matrices is canonical (an edge present in
+        # both has data 2, reset to 1 below).
+        merged = (self.matrix + added).tocsr()
+        merged.sum_duplicates()
+        merged.sort_indices()
+        merged.data[:] = 1
+        self.matrix = _read_only_csr(merged)
         return self.matrix.nnz - before
 
     def follower_counts(self) -> np.ndarray:
@@ -95,6 +100,10 @@ def _edges_to_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
     m.sum_duplicates()
     m.data[:] = 1
     m.sort_indices()
+    return _read_only_csr(m)
+
+
+def _read_only_csr(m: sp.csr_matrix) -> sp.csr_matrix:
     for a in (m.data, m.indices, m.indptr):   # the platform reads this matrix; nobody writes it in place
         a.flags.writeable = False
     return m

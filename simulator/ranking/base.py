@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import FeedConfig, RankerConfig
 from ..platform import PlatformView
+from .. import kernels
 
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
@@ -207,6 +208,81 @@ def _top_k_partition(scores: np.ndarray, k: int) -> np.ndarray:
     return take_rows(part, order)
 
 
+def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon: np.ndarray, test: np.ndarray,
+                    scores: "PostScores", boost: float, keep: int, feed_size: int,
+                    post_factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Feeds of ``users`` from their candidates, as (posts, routes) matrices of ``feed_size`` columns.
+
+    Candidates are the in-network posts ``inn`` (FOLLOWED, score × ``boost``) then the out-of-network draws ``oon``
+    (ENGAGEMENT); a repeated post keeps its first slot. Each is scored ``scores`` × interest match (× its entry of
+    ``post_factor``); the ``keep`` best follow the user's ``test`` posts (DISCOVERY, may be zero columns); a post
+    already shown as a test post is not repeated, EMPTY slots go last and ``feed_size`` slots are kept. The work is
+    one compiled pass per feed (:func:`kernels.assemble_feeds`); :func:`rank_candidate_rows` is its NumPy
+    definition, used for the rows where :func:`top_k` breaks an exact tie and for profiles the kernel does not take.
+    """
+    profiles = view.interest_estimate
+    if not (profiles.dtype == np.float32 and profiles.ndim == 2 and profiles.shape[1] == view.topics):
+        posts = np.full((users.size, feed_size), EMPTY, dtype=POST_ID)
+        routes = np.zeros((users.size, feed_size), dtype=np.int8)
+        for a in range(0, users.size, ROW_BLOCK):
+            rows = slice(a, a + ROW_BLOCK)
+            p, r = rank_candidate_rows(view, users[rows], inn[rows], oon[rows], test[rows], scores, boost, keep,
+                                       feed_size, post_factor)
+            posts[rows, :p.shape[1]] = p
+            routes[rows, :r.shape[1]] = r
+        return posts, routes
+    size = scores.values.size
+    factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
+    posts, routes, tied = kernels.assemble_feeds(
+        profiles.take(users.astype(np.intp, copy=False), axis=0), _c_int32(inn), _c_int32(oon), _c_int32(test),
+        scores.values, view.post_topic[scores.lo: scores.lo + size], scores.lo, np.float32(view.topics),
+        float(boost), factor, post_factor is not None, keep, feed_size)
+    redo = np.flatnonzero(tied)
+    if redo.size:
+        p, r = rank_candidate_rows(view, users[redo], inn[redo], oon[redo], test[redo], scores, boost, keep,
+                                   feed_size, post_factor)
+        posts[redo] = EMPTY
+        posts[redo, :p.shape[1]] = p
+        routes[redo, :r.shape[1]] = r
+    return posts, routes
+
+
+def _c_int32(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous int32 array (one compiled specialisation of each kernel serves every call)."""
+    return np.ascontiguousarray(a, dtype=POST_ID)
+
+
+def rank_candidate_rows(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon: np.ndarray, test: np.ndarray,
+                        scores: "PostScores", boost: float, keep: int, feed_size: int,
+                        post_factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_candidates` in NumPy (the definition the kernel follows); returns at most ``feed_size``
+    columns."""
+    cand = dedupe_rows(np.concatenate([inn, oon], axis=1))   # a followed post keeps its in-network route
+    score = scores.with_interest(view, users, cand, boost=boost, boosted=inn.shape[1], post_factor=post_factor)
+    # Test posts may repeat ranked ones: rank a few more than needed and drop repeats after the merge.
+    best = top_k(score, keep)
+    ranked = take_rows(cand, best)
+    ranked[take_rows(score, best) == -np.inf] = EMPTY
+    ranked_routes = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
+    posts = np.concatenate([test, ranked], axis=1)
+    routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
+    posts, routes = compact_rows(dedupe_ahead(posts, test.shape[1]), routes)
+    return posts[:, :feed_size], routes[:, :feed_size]
+
+
+def dedupe_ahead(posts: np.ndarray, head: int) -> np.ndarray:
+    """``dedupe_rows(posts)`` for a matrix whose columns from ``head`` on hold no post twice in a row (EMPTY
+    aside): only the first ``head`` columns can be repeated, so a few column comparisons replace the sort."""
+    if head > 4:
+        return dedupe_rows(posts)
+    out = posts.copy()
+    for j in range(head):
+        # A slot equal to column j's post, right of j, is a repeat (an EMPTY "repeat" stays EMPTY).
+        rest = out[:, j + 1:]
+        rest[rest == out[:, j: j + 1]] = EMPTY
+    return out
+
+
 def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = False
                ) -> tuple[np.ndarray, np.ndarray]:
     """Newest distributable posts by accounts each user follows, created since the user's previous session
@@ -224,80 +300,31 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     recent = recent[view.distributable(recent)]
     if recent.size == 0:
         return filled(0 if trim else limit)
-    # A join of the follow graph with the recent posts grouped by author, in NumPy (no sparse product): only the
-    # follow edges to an author whose newest recent post is new to the follower are expanded, then to the author's
-    # posts created since the follower's previous session (a suffix of the author's posts, found by bisection).
-    size = recent.size
+    # The recent posts grouped by author, each author's in creation (id) order; each user's followees' groups are
+    # then walked newest first (one compiled pass per user).
     authors = view.post_author[recent]
-    idx = np.arange(size, dtype=np.int64)
-    order = _sort_by(authors, idx) & 0xFFFFFFFF   # by author, each author's posts in creation (id) order
-    by_author = recent[order]
+    order = _sort_by(authors, np.arange(recent.size, dtype=np.int64)) & 0xFFFFFFFF
+    by_author = recent[order].astype(POST_ID)
     author_sorted = authors[order]
-    created_sorted = view.post_created[by_author]
     last = np.flatnonzero(np.append(author_sorted[1:] != author_sorted[:-1], True))
-    newest = np.full(view.n_accounts, np.nan)      # creation time of the author's newest recent post (NaN: none)
-    newest[author_sorted[last]] = created_sorted[last]
-    end = np.zeros(view.n_accounts, dtype=np.int32)   # one past the author's last post in `by_author`
-    end[author_sorted[last]] = last + 1
-    since = view.last_session[users]
-    # The follow edges whose author has a new post for the follower, by blocks of users (small temporaries).
-    rows, authors_hit = [], []
-    for b in range(0, n, ROW_BLOCK):
-        follows = view.follows[users[b: b + ROW_BLOCK]]
-        ptr, followee = follows.indptr, follows.indices
-        hit = np.flatnonzero(newest.take(followee) >= np.repeat(since[b: b + ROW_BLOCK], np.diff(ptr)))
-        rows.append(np.searchsorted(ptr, hit, "right") - 1 + b)
-        authors_hit.append(followee.take(hit))
-    row, a = np.concatenate(rows), np.concatenate(authors_hit)
-    if row.size == 0:
-        return filled(0 if trim else limit)
-    hi = end[a].astype(np.int64)
-    lo = hi - 1                       # the newest post is new: the first new one is in [group start, hi - 1]
+    posting = np.zeros(view.n_accounts, dtype=np.uint8)
     group_start = np.zeros(view.n_accounts, dtype=np.int32)
+    group_end = np.zeros(view.n_accounts, dtype=np.int32)
+    posting[author_sorted[last]] = 1
     group_start[author_sorted[last]] = np.append(0, last[:-1] + 1)
-    multi = np.flatnonzero(group_start[a] < lo)
-    if multi.size:
-        l, h, t = group_start[a[multi]].astype(np.int64), lo[multi], since[row[multi]]
-        while True:
-            move = l < h
-            if not move.any():
-                break
-            mid = (l + h) >> 1
-            right = created_sorted[mid] < t
-            l = np.where(right, mid + 1, l)
-            h = np.where(right, h, mid)
-        lo[multi] = l
-    count = hi - lo
-    row = np.repeat(row, count)
-    pos = np.arange(row.size) + np.repeat(lo - (np.cumsum(count) - count), count)
-    post = by_author[pos]
-    created = created_sorted[pos]
-    # Newest first, ties by post id, as one sort of unique int64 keys (row, newness, post): `recent` is in creation
-    # (and id) order, so a post's newness is minus the index of the first recent post created at the same time.
-    if n * (size + 1) * size < 2**62:
-        j = order.take(pos)
-        times = view.post_created[recent]
-        tie = np.searchsorted(times, times, "left").take(j)   # sorted queries: a fast search
-        key = (row * (size + 1) + (size - tie)) * size + j
-        key.sort()
-        row, j = key // (size * (size + 1)), key % size
-        post = recent.take(j)
-        created = times.take(j)
-    else:
-        order = np.lexsort((post, -created, row))
-        row, post, created = row[order], post[order], created[order]
-    if row.size > 1:   # a repeated follow edge (non-canonical graph) counts once, as in a sparse product
-        new = np.append(True, (row[1:] != row[:-1]) | (post[1:] != post[:-1]))
-        if not new.all():
-            row, post, created = row[new], post[new], created[new]
-    per_row = np.bincount(row, minlength=n)
-    rank = np.arange(row.size) - (np.cumsum(per_row) - per_row)[row]   # rows are sorted
-    keep = rank < limit
-    row, rank, post, created = row[keep], rank[keep], post[keep], created[keep]
-    posts_out, times_out = filled(int(rank.max()) + 1 if trim else limit)
-    posts_out[row, rank] = post
-    times_out[row, rank] = created
-    return posts_out, times_out
+    group_end[author_sorted[last]] = last + 1
+    follows = view.follows
+    if not follows.has_canonical_format:   # a repeated follow edge counts once
+        follows = follows.copy()
+        follows.sum_duplicates()
+    posts, times, counts = kernels.newest_followed(
+        follows.indptr, follows.indices, users.astype(np.intp, copy=False),
+        view.last_session[users].astype(np.float64, copy=False), posting, group_start, group_end, by_author,
+        view.post_created[by_author], limit)
+    if trim:
+        width = int(counts.max())
+        posts, times = posts[:, :width], times[:, :width]
+    return posts, times
 
 
 def _sort_by(values: np.ndarray, payload: np.ndarray) -> np.ndarray:
@@ -332,69 +359,12 @@ def alias_tables(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_draw(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Index i with cum[i-1] <= x < cum[i] for each x (cum increasing): a guide table (Chen & Asau) makes each
+    """Index i with cum[i-1] <= x < cum[i] for each x (cum increasing, cum[0] > 0; x beyond the end gives the
+    last index): the search :class:`InterestSampler` makes, through a guide table (Chen & Asau) that makes each
     lookup O(1) on average where a binary search would cost a cache miss per level."""
-    return _GuideTable(cum).lookup(x)
-
-
-class _GuideTable:
-    """:func:`weighted_draw` for one ``cum`` and many batches of ``x``: the tables are built once."""
-
-    FINE = 8   # bins per entry of the finer table that shortens the walks
-
-    def __init__(self, cum: np.ndarray):
-        self.cum = cum
-        self.size = size = cum.size
-        total = cum[-1]
-        self.bins = bins = 2 * size
-        self.guide = np.searchsorted(cum, np.arange(bins) * (total / bins), "right")
-        self.scale = bins / total
-        self.ext = np.append(cum, np.inf)   # the +inf sentinel stops every walk by the end of the table
-        # A finer table gives each walk that has to move a closer start. Its entry for the bin *before* x's is at
-        # most the answer whatever the rounding (bins are far wider than a few ulps); it needs cum[0] > 0 (then
-        # entry 0 is 0), which positive weights guarantee.
-        self.fine_bins = fine = self.FINE * size
-        self.fine_guide = np.searchsorted(cum, np.arange(fine) * (total / fine), "right") if cum[0] > 0 else None
-        self.fine_scale = fine / total
-
-    def lookup(self, x: np.ndarray) -> np.ndarray:
-        b = (x * self.scale).astype(np.intp)
-        np.minimum(b, self.bins - 1, out=b)
-        idx = self.guide.take(b)
-        # Walk up from the guide's entry while cum <= x. A walk that has to move ends at the first i with
-        # cum[i] > x (where it starts does not matter then, as long as it is not past that i).
-        ext = self.ext
-        todo = np.flatnonzero(ext.take(idx) <= x)
-        if todo.size:
-            xt = x[todo]
-            walk = idx[todo] + 1                     # cum[idx] <= x: the end is past idx
-            if self.fine_guide is not None:
-                f = (xt * self.fine_scale).astype(np.intp)
-                f -= 1
-                np.clip(f, 0, self.fine_bins - 1, out=f)
-                np.maximum(walk, self.fine_guide.take(f), out=walk)
-            left = np.flatnonzero(ext.take(walk) <= xt)
-            for _ in range(3):
-                if left.size == 0:
-                    break
-                walk[left] += 1
-                left = left[ext.take(walk[left]) <= xt[left]]
-            if left.size:   # the few long walks left: a binary search
-                walk[left] = np.searchsorted(self.cum, xt[left], "right")
-            idx[todo] = walk
-        np.minimum(idx, self.size - 1, out=idx)
-        return idx
-
-
-def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.where(mask, a, b)`` for integer arrays of one dtype and shape, branch-free (several times faster than
-    ``np.where`` when the mask is irregular)."""
-    m = mask.astype(a.dtype)
-    np.negative(m, out=m)          # all bits set where mask
-    out = np.bitwise_xor(a, b)
-    out &= m
-    out ^= b
-    return out
+    guide, scale = kernels.guide_table(cum)
+    return kernels.guided_search_many(np.asarray(cum, dtype=np.float64), guide, scale,
+                                      np.asarray(x, dtype=np.float64))
 
 
 class InterestSampler:
@@ -435,32 +405,12 @@ class InterestSampler:
         themed = t_total[:k] > 0
         width = np.concatenate([np.where(themed, t_total[:k], cum[-1]), np.full(k, cum[-1])])
         start = np.concatenate([np.where(themed, t_start[:k], 0.0), np.zeros(k)])
-        guide = _GuideTable(cum)
-        pool = pool.astype(POST_ID)
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
-        out = np.empty((n, draws), dtype=POST_ID)
-        block = max(1, ROW_BLOCK * 16 // draws)   # users per block: temporaries stay small
-        for a in range(0, n, block):
-            rows, cells = slice(a, a + block), slice(a * draws, (a + block) * draws)
-            who = users[rows]
-            # One uniform picks the alias column and (its fractional part) the alias coin; float32 draws.
-            # (Index arrays are intp: NumPy gathers fastest with them.)
-            u = alias_u[cells] * k
-            col = u.astype(np.intp)
-            np.minimum(col, k - 1, out=col)
-            # The users' rows of both tables first (one row copy each), then the lookups within them.
-            cell = np.repeat(np.arange(0, who.size * k, k, dtype=np.intp), draws)
-            cell += col
-            p = prob.take(who, axis=0).reshape(-1).take(cell)
-            t = alias.take(who, axis=0).reshape(-1).take(cell)
-            coin = u - col.astype(np.float32)   # exact in float32 (Sterbenz): compares as it would in float64
-            t = _select(coin < p, col.astype(np.int16), t)
-            t += (explore_u[cells] < self.explore).astype(np.int16) * np.int16(k)
-            t = t.astype(np.intp)
-            x = segment_u[cells] * width.take(t)
-            x += start.take(t)   # the whole pool: 0.0 + v * cum[-1], the same as v * cum[-1]
-            out[rows] = pool.take(guide.lookup(x)).reshape(-1, draws)
-        return out
+        guide, scale = kernels.guide_table(cum)
+        who = users.astype(np.intp, copy=False)
+        return kernels.sample_by_interest(prob.take(who, axis=0), alias.take(who, axis=0), alias_u, explore_u,
+                                          segment_u, np.float32(self.explore), width, start, cum, guide, scale,
+                                          pool.astype(POST_ID), draws)
 
 
 class PostScores:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (EMPTY, POST_ID, ROW_BLOCK, FeedRequest, Feeds, PostScores, RankerContext, Route, dedupe_rows,
-                   empty_feeds, in_network, InterestRetrieval, take_rows, top_k, weight_vector)
+from .base import (FeedRequest, Feeds, PostScores, RankerContext, empty_feeds, in_network, InterestRetrieval,
+                   rank_candidates, weight_vector)
 
 
 class EngagementRanker(InterestRetrieval):
@@ -38,20 +38,6 @@ class EngagementRanker(InterestRetrieval):
         scores = PostScores(view, recent, self.weights, s.prior_views)
         window = view.post_created[scores.lo: scores.lo + scores.values.size]
         window_decay = np.exp2(-(view.now - window) / half_life)
-        # Every row is ranked on its own: blocks of rows keep the temporaries small (cache-resident at any size).
-        k = request.feed_size
-        posts = np.full((users.size, k), EMPTY, dtype=POST_ID)
-        routes = np.zeros((users.size, k), dtype=np.int8)
-        for a in range(0, users.size, ROW_BLOCK):
-            rows = slice(a, a + ROW_BLOCK)
-            cand = dedupe_rows(np.concatenate([inn[rows], oon[rows]], axis=1))
-            # Columns before inn.shape[1] are FOLLOWED (score × follow_boost), the rest ENGAGEMENT.
-            score = scores.with_interest(view, users[rows], cand, boost=s.follow_boost, boosted=inn.shape[1],
-                                         post_factor=window_decay)
-            best = top_k(score, k)
-            ranked = take_rows(cand, best)
-            ranked[take_rows(score, best) == -np.inf] = EMPTY
-            posts[rows, :best.shape[1]] = ranked
-            routes[rows, :best.shape[1]] = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED),
-                                                    np.int8(Route.ENGAGEMENT))
+        posts, routes = rank_candidates(view, users, inn, oon, inn[:, :0], scores, s.follow_boost,
+                                        request.feed_size, request.feed_size, post_factor=window_decay)
         return Feeds(posts, routes)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (EMPTY, POST_ID, ROW_BLOCK, FeedRequest, Feeds, PostScores, RankerContext, Route, compact_rows,
-                   count_by_post, dedupe_rows, empty_feeds, in_network, InterestRetrieval, take_rows, top_k,
-                   weight_vector)
+from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, count_by_post, empty_feeds,
+                   in_network, InterestRetrieval, rank_candidates, weight_vector)
 
 RETIRED = -1
 
@@ -101,49 +100,12 @@ class ForYouRanker(InterestRetrieval):
         grown = sampler.draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
         scores = PostScores(view, recent, self.weights, s.prior_views)
-        # Every row is ranked on its own: blocks of rows keep the temporaries small (cache-resident at any size).
-        posts = np.full((users.size, k), EMPTY, dtype=POST_ID)
-        all_routes = np.zeros((users.size, k), dtype=np.int8)
-        for a in range(0, users.size, ROW_BLOCK):
-            rows = slice(a, a + ROW_BLOCK)
-            p, r = self._rank_rows(view, users[rows], test[rows], inn[rows], grown[rows], scores, k)
-            posts[rows, :p.shape[1]] = p
-            all_routes[rows, :r.shape[1]] = r
+        posts, all_routes = rank_candidates(view, users, inn, grown, test, scores, s.follow_boost, k + s.test_slots,
+                                            k)
         # A post shown in-network to a follower does not use its out-of-network batch.
         lo, counts = count_by_post(posts[(posts != EMPTY) & (all_routes != Route.FOLLOWED)])
         self.served[lo: lo + counts.size] += counts
         return Feeds(posts, all_routes, graduated)
-
-    def _rank_rows(self, view, users, test, inn, grown, scores, k):
-        """Feeds (at most ``k`` columns) of some users from their test draws, in-network posts and graduated
-        draws: the ranked candidates after the test posts, repeats dropped, EMPTY slots last."""
-        s = self.context.settings
-        cand = dedupe_rows(np.concatenate([inn, grown], axis=1))   # a followed post keeps its in-network route
-        # Columns before inn.shape[1] are FOLLOWED (score × follow_boost), the rest ENGAGEMENT.
-        score = scores.with_interest(view, users, cand, boost=s.follow_boost, boosted=inn.shape[1])
-        # Test posts may repeat ranked ones: take a few more than needed and drop repeats after the merge.
-        best = top_k(score, k + s.test_slots)
-        ranked = take_rows(cand, best)
-        ranked[take_rows(score, best) == -np.inf] = EMPTY
-        ranked_routes = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
-        # Test posts first, then the ranked ones; drop repeats, keep feed_size.
-        posts = np.concatenate([test, ranked], axis=1)
-        routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
-        posts, routes = compact_rows(_dedupe_ahead(posts, test.shape[1]), routes)
-        return posts[:, :k], routes[:, :k]
-
-
-def _dedupe_ahead(posts: np.ndarray, head: int) -> np.ndarray:
-    """``dedupe_rows(posts)`` for a matrix whose columns from ``head`` on hold no post twice in a row (EMPTY
-    aside): only the first ``head`` columns can be repeated, so a few column comparisons replace the sort."""
-    if head > 4:
-        return dedupe_rows(posts)
-    out = posts.copy()
-    for j in range(head):
-        # A slot equal to column j's post, right of j, is a repeat (an EMPTY "repeat" stays EMPTY).
-        rest = out[:, j + 1:]
-        rest[rest == out[:, j: j + 1]] = EMPTY
-    return out
 
 
 def _cap_by_quota(draws: np.ndarray, quota: np.ndarray, served: np.ndarray) -> np.ndarray:

@@ -1,0 +1,297 @@
+"""Compiled (Numba) kernels of the hot path: one pass per feed or impression, no temporaries.
+
+Each kernel computes exactly what the NumPy definitions they name (in :mod:`simulator.ranking.base` and :mod:`simulator.audience`) compute — the same float
+operations in the same order, on the same random draws — so a world's trajectory is bit for bit the one the NumPy
+reference gives (``tests/test_kernels.py`` compares them on random inputs). The NumPy reference stays the
+definition; the kernels make it cheap: the per-step cost of a feed no longer depends on how many NumPy calls the
+ranking takes, which dominated small worlds, nor on the temporaries it streams through memory, which dominated
+large ones.
+
+Kernels are compiled on first use and cached on disk next to this file (``cache=True``), so later processes load
+them in a fraction of a second. Floating-point is strict IEEE (no ``fastmath``): results do not depend on the
+machine's vector width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+EMPTY = -1
+FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
+
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@njit(**_JIT)
+def sample_by_interest(prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum, guide, scale,
+                       pool, draws):
+    """The draws of :meth:`InterestSampler.draw`: for each (user, draw), an alias-table topic (or the whole pool
+    when the draw explores), then the post whose cumulative-weight segment holds the uniform.
+
+    ``prob`` (float32) and ``alias`` (int16) are the users' rows of the (users, topics) alias tables, one row per
+    user drawing (gathered beforehand: sequential reads here); the three uniforms arrays
+    hold ``len(users) * draws`` values in row-major (user, draw) order; ``width``/``start`` (2·topics) give each
+    topic's segment of ``cum`` (topics ≥ ``k`` stand for an exploring draw); ``pool`` the post ids in ``cum``
+    order; ``guide`` (from :func:`guide_table`, with its ``scale``) makes each search O(1) on average. Returns a
+    (len(users), draws) int32 matrix."""
+    n = prob.shape[0]
+    k = prob.shape[1]
+    kf = np.float32(k)
+    out = np.empty((n, draws), dtype=np.int32)
+    for i in range(n):
+        for d in range(draws):
+            c = i * draws + d
+            u = alias_u[c] * kf                     # float32, as NumPy computes it
+            col = int(u)
+            if col > k - 1:
+                col = k - 1
+            coin = u - np.float32(col)
+            a = int(alias[i, col])                  # both read, then selected: no unpredictable branch
+            t = col if coin < prob[i, col] else a
+            t += k * (explore_u[c] < explore)
+            x = segment_u[c] * width[t]
+            x += start[t]
+            out[i, d] = pool[guided_search(cum, guide, scale, x)]
+    return out
+
+
+@njit(**_JIT)
+def guided_search(cum, guide, scale, x):
+    """The first j with cum[j] > x (``searchsorted(cum, x, "right")``), at most len(cum) - 1: from the guide's
+    entry, a step back in the rare case where rounding put x in the next bin, then up (half a step on average)."""
+    size = cum.size
+    b = int(x * scale)
+    if b > guide.size - 1:
+        b = guide.size - 1
+    j = guide[b]
+    while j > 0 and cum[j - 1] > x:
+        j -= 1
+    while j < size and cum[j] <= x:
+        j += 1
+    return j if j < size else size - 1
+
+
+@njit(**_JIT)
+def guided_search_many(cum, guide, scale, xs):
+    """:func:`guided_search` for each of ``xs``."""
+    out = np.empty(xs.size, dtype=np.int64)
+    for i in range(xs.size):
+        out[i] = guided_search(cum, guide, scale, xs[i])
+    return out
+
+
+def guide_table(cum: np.ndarray) -> tuple[np.ndarray, float]:
+    """A guide table for searches in the increasing ``cum`` (Chen & Asau): entry b is the first index whose value
+    exceeds the left edge of bin b of ``2 · len(cum)`` equal bins, a lower bound of every answer in that bin."""
+    bins = 2 * cum.size
+    total = cum[-1]
+    return np.searchsorted(cum, np.arange(bins) * (total / bins), "right"), bins / total
+
+
+@njit(**_JIT)
+def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor, has_post_factor,
+                   keep, feed_size):
+    """Feeds from each user's candidates: the work of ``dedupe_rows`` → ``PostScores.with_interest`` → ``top_k``
+    → (with test posts) ``_dedupe_ahead`` → ``compact_rows``, one row at a time.
+
+    ``profiles`` holds the interest profile of each row's user (gathered beforehand: sequential reads here).
+    Candidates are ``inn`` (in-network, FOLLOWED, score × ``boost``) then ``oon`` (ENGAGEMENT); a repeat of a post
+    is dropped. Score = window value × interest match (× post factor); a post outside the window (or EMPTY) scores
+    -inf. The ``keep`` best (ties by column) follow the user's ``test`` posts (DISCOVERY); repeats of a test post
+    are dropped, EMPTY slots moved last, ``feed_size`` kept.
+
+    Returns (posts, routes, tied): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold an exact finite tie
+    while candidates were left out; :func:`numpy.argpartition` decides such ties in the NumPy reference, so the
+    caller recomputes those rows with it (a fraction of a percent of feeds).
+    """
+    n = profiles.shape[0]
+    wi, wo, ts = inn.shape[1], oon.shape[1], test.shape[1]
+    c = wi + wo
+    size = values.size
+    posts_out = np.full((n, feed_size), EMPTY, dtype=np.int32)
+    routes_out = np.zeros((n, feed_size), dtype=np.int8)
+    tied = np.zeros(n, dtype=np.bool_)
+    kk = keep if keep < c else c
+    # The best kk + 1 finite scores of a row, best first, ties by column (a later column never displaces an equal
+    # one); -inf candidates (EMPTY, repeats, outside the window) never enter and are dropped from the feed anyway.
+    top_col = np.empty(kk + 1, dtype=np.int64)
+    top_score = np.empty(kk + 1, dtype=np.float64)
+    # Posts seen in the row: open addressing, stamped with the row (no clearing between rows).
+    slots = 1
+    while slots < 2 * c:
+        slots *= 2
+    mask = slots - 1
+    seen_post = np.empty(slots, dtype=np.int64)
+    seen_row = np.full(slots, -1, dtype=np.int64)
+    row_posts = np.empty(ts + kk, dtype=np.int32)
+    row_routes = np.empty(ts + kk, dtype=np.int8)
+    for i in range(n):
+        n_top = 0
+        for j in range(c):
+            p = inn[i, j] if j < wi else oon[i, j - wi]
+            if p == EMPTY:
+                continue
+            h = p & mask
+            repeat = False
+            while seen_row[h] == i:
+                if seen_post[h] == p:
+                    repeat = True
+                    break
+                h = (h + 1) & mask
+            if repeat:                       # a repeat keeps its first slot
+                continue
+            seen_row[h] = i
+            seen_post[h] = p
+            rel = p - lo
+            if rel < 0 or rel >= size:
+                continue
+            f = np.float64(profiles[i, window_topic[rel]] * kf)
+            if j < wi:
+                f *= boost
+            if has_post_factor:
+                f *= post_factor[rel]
+            sc = values[rel] * f
+            if sc == -np.inf:
+                continue
+            if n_top <= kk:
+                q = n_top
+                n_top += 1
+            elif sc > top_score[kk]:
+                q = kk
+            else:
+                continue
+            while q > 0 and top_score[q - 1] < sc:
+                top_score[q] = top_score[q - 1]
+                top_col[q] = top_col[q - 1]
+                q -= 1
+            top_score[q] = sc
+            top_col[q] = j
+        if kk < c:
+            for q in range(n_top - 1):
+                if top_score[q] == top_score[q + 1]:
+                    tied[i] = True
+                    break
+        ranked = n_top if n_top < kk else kk
+        # Test posts first (a repeat of an earlier one dropped), then the ranked ones not already shown.
+        m = 0
+        for j in range(ts):
+            p = test[i, j]
+            if p == EMPTY:
+                continue
+            dup = False
+            for q in range(m):
+                if row_posts[q] == p:
+                    dup = True
+                    break
+            if not dup:
+                row_posts[m] = p
+                row_routes[m] = DISCOVERY
+                m += 1
+        for q in range(ranked):
+            col = top_col[q]
+            p = inn[i, col] if col < wi else oon[i, col - wi]
+            dup = False
+            for r in range(m):
+                if row_routes[r] == DISCOVERY and row_posts[r] == p:
+                    dup = True
+                    break
+            if not dup:
+                row_posts[m] = p
+                row_routes[m] = FOLLOWED if col < wi else ENGAGEMENT
+                m += 1
+        for j in range(min(m, feed_size)):
+            posts_out[i, j] = row_posts[j]
+            routes_out[i, j] = row_routes[j]
+    return posts_out, routes_out, tied
+
+
+@njit(**_JIT)
+def newest_followed(indptr, indices, users, since, posting, group_start, group_end, by_author, created, limit):
+    """The ``limit`` newest posts by the accounts each user follows, created at or after ``since`` of the user
+    (newest first, ties by post id): the work of :func:`simulator.ranking.base.in_network`.
+
+    ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting`` flags
+    (uint8, one per account: a small array that stays in cache) the authors with posts; an author's posts are ``by_author[group_start[a]:group_end[a]]`` in creation order with their ``created`` times. Returns
+    (posts, times, counts): EMPTY/-inf padded (len(users), limit) matrices and each row's number of posts."""
+    n = users.size
+    posts = np.full((n, limit), EMPTY, dtype=np.int32)
+    times = np.full((n, limit), -np.inf)
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        u = users[i]
+        t_min = since[i]
+        m = 0
+        for e in range(indptr[u], indptr[u + 1]):
+            a = indices[e]
+            if posting[a] == 0:
+                continue
+            j = group_end[a] - 1
+            lo = group_start[a]
+            # The author's posts, newest first, while they are new to the user and can still enter the feed.
+            while j >= lo:
+                c = created[j]
+                if c < t_min:
+                    break
+                p = by_author[j]
+                if m == limit:
+                    wc = times[i, m - 1]
+                    if c < wc:
+                        break
+                    if c == wc and p > posts[i, m - 1]:
+                        j -= 1
+                        continue
+                    q = m - 1
+                else:
+                    q = m
+                    m += 1
+                while q > 0 and (times[i, q - 1] < c or (times[i, q - 1] == c and posts[i, q - 1] > p)):
+                    times[i, q] = times[i, q - 1]
+                    posts[i, q] = posts[i, q - 1]
+                    q -= 1
+                times[i, q] = c
+                posts[i, q] = p
+                j -= 1
+        counts[i] = m
+    return posts, times, counts
+
+
+@njit(**_JIT)
+def engagement_types(users, posts, match, has_match, interests, inv_top_interest, post_topic, post_candidate,
+                     support, alignment_weight, social_proof, lo, quality, is_recruit, target, recruit_boost, base,
+                     draws):
+    """The engagement of each impression (users[i] shown posts[i]) as a type mask, bit b set when ``draws[i, b]``
+    falls below P(type b): the work of :meth:`simulator.audience.Audience.respond`, in its dtypes and order.
+
+    ``match`` (float32, when ``has_match``) is each impression's relative interest raised to the interest weight
+    (computed by NumPy, whose float32 power the kernel does not reproduce); otherwise it is read from
+    ``interests[user, topic] × inv_top_interest[user]``. ``social_proof`` covers post ids from ``lo``;
+    ``recruit_boost`` multiplies a recruit's P on the ``target``'s posts (1 when recruits are not active)."""
+    n = posts.size
+    nb = base.size
+    cap = np.float32(0.95)
+    out = np.zeros(n, dtype=np.uint8)
+    for i in range(n):
+        u = users[i]
+        p = posts[i]
+        if has_match:
+            m = match[i]
+        else:
+            m = interests[u, post_topic[p]] * inv_top_interest[u]
+        c = post_candidate[p]
+        if c >= 0:
+            m = m * np.float32(0.2 + alignment_weight * support[u, c])
+        mm = np.float64(m) * social_proof[p - lo]
+        mm *= np.float64(quality[p])
+        if c == target and is_recruit[u]:
+            mm *= recruit_boost
+        mf = np.float32(mm)
+        t = 0
+        for b in range(nb):
+            q = base[b] * mf
+            if q > cap:
+                q = cap
+            if draws[i, b] < q:
+                t |= 1 << b
+        out[i] = t
+    return out
