@@ -7,15 +7,16 @@ definition; the kernels make it cheap: the per-step cost of a feed no longer dep
 ranking takes, which dominated small worlds, nor on the temporaries it streams through memory, which dominated
 large ones.
 
-Kernels are compiled on first use and cached on disk next to this file (``cache=True``), so later processes load
-them in a fraction of a second. Floating-point is strict IEEE (no ``fastmath``): results do not depend on the
+Kernels are compiled once per machine and cached on disk next to this file (``cache=True``); :func:`load` loads
+them for the argument types the simulator passes (:data:`HOT_PATH_SIGNATURES`, about half a second), which a world
+does when it is built, so no run pays for it in its first step. Floating-point is strict IEEE (no ``fastmath``): results do not depend on the
 machine's vector width.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 EMPTY = -1
 FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
@@ -295,3 +296,34 @@ def engagement_types(users, posts, match, has_match, interests, inv_top_interest
                 t |= 1 << b
         out[i] = t
     return out
+
+
+def _array(dtype, ndim: int = 1, readonly: bool = False):
+    return types.Array(dtype, ndim, "C", readonly=readonly)
+
+
+_f32, _f64, _i16, _i32, _i64 = types.float32, types.float64, types.int16, types.int32, types.int64
+#: The argument types of each kernel's calls in the simulator (tests/test_kernels.py checks that a world's run adds
+#: none): :func:`load` prepares exactly these.
+HOT_PATH_SIGNATURES = {
+    sample_by_interest: [(_array(_f32, 2), _array(_i16, 2), _array(_f32), _array(_f32), _array(_f64), _f32,
+                          _array(_f64), _array(_f64), _array(_f64), _array(_i64), _f64, _array(_i32), _i64)],
+    assemble_feeds: [(_array(_f32, 2), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
+                      _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
+    newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
+                       _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
+    engagement_types: [(_array(_i64), _array(_i64), _array(_f32), types.boolean, _array(_f32, 2), _array(_f32),
+                        _array(_i16), _array(types.int8), _array(_f64, 2), _f64, _array(_f64), _i64, _array(_f32),
+                        _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],
+}
+_loaded = False
+
+
+def load() -> None:
+    """Load (compiling once per machine) every kernel for :data:`HOT_PATH_SIGNATURES`; later calls do nothing."""
+    global _loaded
+    if not _loaded:
+        for kernel, signatures in HOT_PATH_SIGNATURES.items():
+            for signature in signatures:
+                kernel.compile(signature)
+        _loaded = True

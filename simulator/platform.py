@@ -12,6 +12,8 @@ import mesa
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
+
 MINUTES_PER_HOUR = 60.0
 
 
@@ -121,6 +123,7 @@ class Platform(mesa.Agent):
 
     def __init__(self, model, ranker):
         super().__init__(model)
+        kernels.load()   # the compiled hot path, loaded while the world is built rather than in its first step
         self.ranker = ranker
         self.stream = model.streams.ranker
 

@@ -1,0 +1,238 @@
+"""The compiled kernels (simulator/kernels.py) against their NumPy definitions, bit for bit, on random inputs built to
+hit the awkward cases: EMPTY slots, repeated posts, posts outside the score window, exact score ties, empty pools,
+non-canonical follow graphs. And: a world's run uses only the kernel specialisations that ``kernels.load`` prepares
+(so no run compiles in its first step)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator import kernels
+from simulator.config import load_scenario
+from simulator.model import AuditWorld
+from simulator.ranking import EMPTY
+from simulator.ranking.base import (POST_ID, InterestSampler, PostScores, _sort_by, in_network, rank_candidate_rows,
+                                    rank_candidates)
+
+from conftest import REPO_ROOT
+
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# ---------------------------------------------------------------------------------------- feed assembly
+
+
+def _scores(lo: int, values: np.ndarray) -> PostScores:
+    scores = object.__new__(PostScores)
+    scores.lo, scores.values = lo, values
+    return scores
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), wi=st.integers(0, 12), wo=st.integers(0, 20),
+       ts=st.integers(0, 6), feed_size=st.integers(1, 12), extra=st.integers(0, 4),
+       distinct_values=st.sampled_from([2, 5, 1000]), with_factor=st.booleans())
+def test_feed_assembly_kernel_is_the_numpy_definition(seed, n, wi, wo, ts, feed_size, extra, distinct_values,
+                                                      with_factor):
+    rng = np.random.default_rng(seed)
+    topics, lo, size = 4, 30, 25
+    ids = np.arange(lo - 5, lo + size + 5)      # some ids outside the window [lo, lo + size)
+
+    def slots(shape, p_empty):
+        m = rng.choice(ids, size=shape).astype(POST_ID)
+        m[rng.random(shape) < p_empty] = EMPTY
+        return m
+
+    inn, oon, test = slots((n, wi), 0.4), slots((n, wo), 0.2), slots((n, ts), 0.3)
+    # Few distinct values: exact score ties (the rows the kernel hands back to NumPy) are common.
+    values = rng.integers(1, distinct_values + 1, size).astype(np.float64) / distinct_values
+    profiles = rng.integers(0, 3, (n + 3, topics)).astype(np.float32) / 4
+    view = SimpleNamespace(interest_estimate=profiles, topics=topics,
+                           post_topic=rng.integers(0, topics, lo + size + 10).astype(np.int16))
+    users = np.sort(rng.choice(n + 3, size=n, replace=False)) if n else np.zeros(0, np.int64)
+    factor = rng.integers(1, 3, size).astype(np.float64) if with_factor else None
+    keep = feed_size + extra
+    got_posts, got_routes = rank_candidates(view, users, inn, oon, test, _scores(lo, values), 1.5, keep, feed_size,
+                                            factor)
+    want_posts, want_routes = rank_candidate_rows(view, users, inn, oon, test, _scores(lo, values), 1.5, keep,
+                                                  feed_size, factor)
+    want = np.full((n, feed_size), EMPTY, dtype=POST_ID)
+    want[:, :want_posts.shape[1]] = want_posts
+    assert np.array_equal(got_posts, want)
+    shown = want != EMPTY
+    assert np.array_equal(got_routes[:, :want_routes.shape[1]][shown[:, :want_routes.shape[1]]],
+                          want_routes[shown[:, :want_routes.shape[1]]])
+
+
+# -------------------------------------------------------------------------------------- interest sampling
+
+
+def _reference_draw(sampler, view, users, pool, weights, draws, rng):
+    """InterestSampler.draw in NumPy: alias-table topic, exploration, searchsorted in the cumulative weights."""
+    k = sampler.topics
+    ok = weights > 0
+    pool, weights = pool[ok], weights[ok].astype(np.float64)
+    if draws == 0 or users.size == 0 or pool.size == 0:
+        return np.full((users.size, draws), EMPTY, dtype=POST_ID)
+    topic = view.post_topic[pool].astype(np.int64)
+    order = _sort_by(topic, np.arange(topic.size)) & 0xFFFFFFFF
+    pool, weights, topic = pool[order], weights[order], topic[order]
+    cum = np.cumsum(weights)
+    t_total = np.bincount(topic, weights=weights, minlength=k)
+    t_start = np.concatenate([[0.0], np.cumsum(t_total)])[:-1]
+    m = users.size * draws
+    alias_u, explore_u, segment_u = rng.random(m, dtype=np.float32), rng.random(m, dtype=np.float32), rng.random(m)
+    themed = t_total[:k] > 0
+    width = np.concatenate([np.where(themed, t_total[:k], cum[-1]), np.full(k, cum[-1])])
+    start = np.concatenate([np.where(themed, t_start[:k], 0.0), np.zeros(k)])
+    prob, alias = sampler.prob_flat.reshape(-1, k), sampler.alias_flat.reshape(-1, k)
+    u = alias_u * k
+    col = np.minimum(u.astype(np.intp), k - 1)
+    who = np.repeat(users, draws)
+    t = np.where(u - col.astype(np.float32) < prob[who, col], col, alias[who, col].astype(np.intp))
+    t = t + (explore_u < sampler.explore) * k
+    x = segment_u * width[t] + start[t]
+    j = np.minimum(np.searchsorted(cum, x, "right"), cum.size - 1)
+    return pool[j].astype(POST_ID).reshape(users.size, draws)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n_users=st.integers(0, 30), n_pool=st.integers(0, 60),
+       draws=st.integers(0, 18), topics=st.integers(1, 6), explore=st.sampled_from([0.0, 0.15, 1.0]))
+def test_interest_sampling_kernel_is_the_numpy_definition(seed, n_users, n_pool, draws, topics, explore):
+    rng = np.random.default_rng(seed)
+    profiles = rng.dirichlet(np.ones(topics), size=40).astype(np.float32)
+    profiles[rng.random(profiles.shape) < 0.3] = 0.0
+    view = SimpleNamespace(post_topic=rng.integers(0, topics, 200).astype(np.int16))
+    sampler = InterestSampler(profiles, explore=explore)
+    users = np.sort(rng.choice(40, size=n_users, replace=False))
+    pool = np.sort(rng.choice(200, size=n_pool, replace=False))
+    weights = np.where(rng.random(n_pool) < 0.3, 0.0, rng.exponential(1.0, n_pool) * 10.0 ** rng.integers(-3, 4))
+    got = sampler.draw(view, users, pool, weights, draws, np.random.default_rng(seed + 1))
+    want = _reference_draw(sampler, view, users, pool, weights, draws, np.random.default_rng(seed + 1))
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------------- in-network retrieval
+
+
+def test_in_network_counts_a_repeated_follow_edge_once():
+    """A non-canonical graph (an edge stored twice, unsorted columns) gives the feed of its canonical form."""
+    created = np.array([10.0, 20.0, 20.0, 30.0, 40.0])
+    author = np.array([2, 3, 2, 3, 4], dtype=np.int32)
+    rows, cols = np.array([0, 0, 0, 0, 1]), np.array([3, 2, 3, 4, 2])
+    raw = sp.csr_matrix((np.ones(5, np.int8), (rows, cols)), shape=(5, 5))   # (0, 3) stored twice
+    raw.has_canonical_format = False
+    canonical = raw.copy()
+    canonical.sum_duplicates()
+    canonical.data[:] = 1
+
+    def view(follows):
+        return SimpleNamespace(
+            now=50.0, max_post_age_minutes=1e9, n_posts=5, n_accounts=5, post_author=author, post_created=created,
+            post_removed=np.zeros(5, bool), account_removed=np.zeros(5, bool), follows=follows,
+            last_session=np.array([15.0, -np.inf]),
+            recent_posts=lambda: np.arange(5), distributable=lambda p: np.ones(p.size, bool))
+
+    got, times = in_network(view(raw), np.array([0, 1]), 10)
+    want, want_times = in_network(view(canonical), np.array([0, 1]), 10)
+    assert np.array_equal(got, want) and np.array_equal(times, want_times)
+    # User 0 follows 2, 3, 4: posts since 15.0, newest first, the tie at 20.0 by post id.
+    assert got[0, :4].tolist() == [4, 3, 1, 2] and got[0, 4] == EMPTY
+    assert got[1, :2].tolist() == [2, 0]
+
+
+# ---------------------------------------------------------------------------------------- engagement draws
+
+
+def _reference_respond(audience, users, posts, table, target, recruits_active, rng):
+    """Audience.respond in NumPy (its definition before the kernel), on the same draws."""
+    s, pop = audience.s, audience.pop
+    e = s.engagement
+    users, posts = users.astype(np.int64), posts.astype(np.int64)
+    m = audience.interests_flat[users * s.population.topics + table.topic[posts]] * audience.inv_top_interest[users]
+    if e.interest_weight != 1.0:
+        m = m ** e.interest_weight
+    cand = table.candidate[posts]
+    political = np.flatnonzero(cand >= 0)
+    align = 0.2 + e.alignment_weight * pop.support[users[political], cand[political].astype(np.int64)]
+    m[political] *= align.astype(np.float32)
+    lo = int(posts.min())
+    social_proof = 1.0 + e.social_proof * np.log10(1.0 + table.engagements[lo: int(posts.max()) + 1, 1])
+    m = m * social_proof[posts - lo]
+    m *= table.quality[posts]
+    if recruits_active:
+        boost = audience.is_recruit[users] & (cand == target)
+        m[boost] *= s.campaign.recruits.engagement_boost
+    p = np.minimum(audience.base[:, None] * m.astype(np.float32), 0.95)
+    draws = rng.random((posts.size, audience.base.size), dtype=np.float32)
+    engaged = draws.T < p
+    return (engaged.astype(np.uint8) << np.arange(audience.base.size, dtype=np.uint8)[:, None]).sum(
+        axis=0, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("interest_weight", [1.0, 0.7])
+@pytest.mark.parametrize("recruits_active", [False, True])
+def test_engagement_kernel_is_the_numpy_definition(interest_weight, recruits_active):
+    scenario = load_scenario("romania_2024", ["population.organic_users=1500", "days=3",
+                                              "campaign.bots.activation_day=1", "campaign.recruits.recruit_day=0",
+                                              f"engagement.interest_weight={interest_weight}"])
+    world = AuditWorld(scenario, np.random.SeedSequence(3))
+    for _ in range(40):
+        world.step()
+    table, audience = world.posts, world.audience
+    rng = np.random.default_rng(11)
+    users = rng.choice(world.population.n_audience, 5000)
+    posts = rng.integers(max(table.n - 400, 0), table.n, 5000)
+    assert (table.candidate[posts] == world.target).any() and audience.is_recruit[users].any()
+    state = audience.engagement_rng.bit_generator.state
+    got = audience.respond(users, posts, table, world.target, recruits_active)
+    want = _reference_respond(audience, users, posts, table, world.target, recruits_active,
+                              np.random.Generator(_restored(audience.engagement_rng, state)))
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+    assert 0 < np.count_nonzero(got) < got.size
+
+
+def _restored(rng: np.random.Generator, state: dict):
+    bit_generator = type(rng.bit_generator)()
+    bit_generator.state = state
+    return bit_generator
+
+
+# ------------------------------------------------------------------------------------------ specialisations
+
+
+def test_a_run_uses_only_the_specialisations_that_load_prepares():
+    """In a fresh process: after ``kernels.load()``, running small worlds under each built-in ranker (and the
+    mitigation pipeline) compiles nothing more, so no run pays for compilation inside its steps."""
+    code = """
+import json, numpy as np
+from simulator import kernels
+from simulator.config import load_scenario
+from simulator.model import AuditWorld
+kernels.load()
+before = {k.__name__: len(k.signatures) for k in kernels.HOT_PATH_SIGNATURES}
+for extra in ([], ["ranker.name=engagement"], ["ranker.name=chronological"], ["ranker.name=random"],
+              ['mitigations=[{name="dormancy_dampening"}, {name="takedown"}]']):
+    s = load_scenario("romania_2024", ["population.organic_users=1500", "days=2"] + extra)
+    AuditWorld(s, np.random.SeedSequence(1)).run()
+after = {k.__name__: len(k.signatures) for k in kernels.HOT_PATH_SIGNATURES}
+print(json.dumps([before, after]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO_ROOT),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    before, after = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert before == after
+    assert all(count == len(kernels.HOT_PATH_SIGNATURES[getattr(kernels, name)])
+               for name, count in before.items())
