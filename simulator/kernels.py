@@ -58,6 +58,38 @@ def sample_by_interest(prob, alias, alias_u, explore_u, segment_u, explore, widt
 
 
 @njit(**_JIT)
+def vose_alias(q):
+    """Walker/Vose alias tables of each row of ``q`` (probabilities × row length), the loop of
+    :func:`simulator.ranking.base.alias_tables`: repeatedly pair the first unfinished column below 1 with the first
+    unfinished column at or above 1. Returns (prob float32, alias int16); ``q`` is consumed."""
+    n, k = q.shape
+    prob = np.ones((n, k), dtype=np.float32)
+    alias = np.empty((n, k), dtype=np.int16)
+    done = np.zeros(k, dtype=np.bool_)
+    for r in range(n):
+        for j in range(k):
+            alias[r, j] = j
+            done[j] = False
+        for _ in range(k - 1):
+            si = -1
+            li = -1
+            for j in range(k):
+                if not done[j]:
+                    if q[r, j] < 1.0:
+                        if si < 0:
+                            si = j
+                    elif li < 0:
+                        li = j
+            if si < 0 or li < 0:
+                break
+            prob[r, si] = np.float32(q[r, si])
+            alias[r, si] = li
+            done[si] = True
+            q[r, li] -= 1.0 - q[r, si]
+    return prob, alias
+
+
+@njit(**_JIT)
 def guided_search(cum, guide, scale, x):
     """The first j with cum[j] > x (``searchsorted(cum, x, "right")``), at most len(cum) - 1: from the guide's
     entry, a step back in the rare case where rounding put x in the next bin, then up (half a step on average)."""
@@ -312,6 +344,7 @@ HOT_PATH_SIGNATURES = {
                       _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
+    vose_alias: [(_array(_f64, 2),)],
     engagement_types: [(_array(_i64), _array(_i64), _array(_f32), types.boolean, _array(_f32, 2), _array(_f32),
                         _array(_i16), _array(types.int8), _array(_f64, 2), _f64, _array(_f64), _i64, _array(_f32),
                         _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],

@@ -236,3 +236,41 @@ print(json.dumps([before, after]))
     assert before == after
     assert all(count == len(kernels.HOT_PATH_SIGNATURES[getattr(kernels, name)])
                for name, count in before.items())
+
+
+# ------------------------------------------------------------------------------------------------ alias tables
+
+
+def _reference_alias_tables(p):
+    """alias_tables in NumPy (its definition before the kernel): all rows at once, one pairing per pass."""
+    n, k = p.shape
+    q = p / p.sum(axis=1, keepdims=True) * k
+    prob = np.ones((n, k), dtype=np.float32)
+    alias = np.broadcast_to(np.arange(k, dtype=np.int16), (n, k)).copy()
+    done = np.zeros((n, k), dtype=bool)
+    for _ in range(k - 1):
+        small, large = (~done) & (q < 1.0), (~done) & (q >= 1.0)
+        r = np.flatnonzero(small.any(axis=1) & large.any(axis=1))
+        if r.size == 0:
+            break
+        si, li = np.argmax(small[r], axis=1), np.argmax(large[r], axis=1)
+        prob[r, si] = q[r, si]
+        alias[r, si] = li
+        done[r, si] = True
+        q[r, li] -= 1.0 - q[r, si]
+    return prob, alias
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 50), k=st.integers(1, 20),
+       zeros=st.sampled_from([0.0, 0.3, 0.8]))
+def test_alias_kernel_is_the_numpy_definition(seed, rows, k, zeros):
+    from simulator.ranking.base import alias_tables
+
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, 0.5), size=rows)
+    p[rng.random(p.shape) < zeros] = 0.0
+    p = np.maximum(p, 1e-12)
+    got, want = alias_tables(p), _reference_alias_tables(p)
+    assert got[0].dtype == want[0].dtype and got[1].dtype == want[1].dtype
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -340,22 +340,7 @@ def alias_tables(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker/Vose alias tables for each row of a (rows, K) probability matrix, built for all rows at once."""
     n, k = p.shape
     q = p / p.sum(axis=1, keepdims=True) * k
-    prob = np.ones((n, k), dtype=np.float32)
-    alias = np.broadcast_to(np.arange(k, dtype=np.int16), (n, k)).copy()
-    done = np.zeros((n, k), dtype=bool)
-    for _ in range(k - 1):
-        small = (~done) & (q < 1.0)
-        large = (~done) & (q >= 1.0)
-        r = np.flatnonzero(small.any(axis=1) & large.any(axis=1))
-        if r.size == 0:
-            break
-        si = np.argmax(small[r], axis=1)
-        li = np.argmax(large[r], axis=1)
-        prob[r, si] = q[r, si]
-        alias[r, si] = li
-        done[r, si] = True
-        q[r, li] -= 1.0 - q[r, si]
-    return prob, alias
+    return kernels.vose_alias(np.ascontiguousarray(q, dtype=np.float64))
 
 
 def weighted_draw(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
