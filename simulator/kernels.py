@@ -134,9 +134,9 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
     -inf. The ``keep`` best (ties by column) follow the user's ``test`` posts (DISCOVERY); repeats of a test post
     are dropped, EMPTY slots moved last, ``feed_size`` kept.
 
-    Returns (posts, routes, tied): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold an exact finite tie
-    while candidates were left out; :func:`numpy.argpartition` decides such ties in the NumPy reference, so the
-    caller recomputes those rows with it (a fraction of a percent of feeds).
+    Returns (posts, routes, tied): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold two scores equal
+    but for their lowest bits (exact ties among them): ``top_k`` orders such rows by :func:`numpy.argpartition`,
+    so the caller recomputes them with the NumPy definition (a fraction of a percent of feeds).
     """
     n = profiles.shape[0]
     wi, wo, ts = inn.shape[1], oon.shape[1], test.shape[1]
@@ -146,25 +146,50 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
     routes_out = np.zeros((n, feed_size), dtype=np.int8)
     tied = np.zeros(n, dtype=np.bool_)
     kk = keep if keep < c else c
-    # The best kk + 1 finite scores of a row, best first, ties by column (a later column never displaces an equal
-    # one); -inf candidates (EMPTY, repeats, outside the window) never enter and are dropped from the feed anyway.
-    top_col = np.empty(kk + 1, dtype=np.int64)
-    top_score = np.empty(kk + 1, dtype=np.float64)
-    # Posts seen in the row: open addressing, stamped with the row (no clearing between rows).
+    cand = np.empty(c, dtype=np.int64)
+    score = np.empty(c, dtype=np.float64)
+    key = np.empty(c, dtype=np.int64)
+    top = np.empty(c + 1, dtype=np.int64)
+    fbuf = np.empty(1, dtype=np.float64)
+    ibuf = fbuf.view(np.int64)
     slots = 1
     while slots < 2 * c:
         slots *= 2
     mask = slots - 1
+    shift = 0
+    while (1 << shift) < c:   # bits of c - 1
+        shift += 1
+    colmask = (1 << shift) - 1
     seen_post = np.empty(slots, dtype=np.int64)
     seen_row = np.full(slots, -1, dtype=np.int64)
     row_posts = np.empty(ts + kk, dtype=np.int32)
     row_routes = np.empty(ts + kk, dtype=np.int8)
+    ninf = -np.inf
     for i in range(n):
-        n_top = 0
-        for j in range(c):
-            p = inn[i, j] if j < wi else oon[i, j - wi]
-            if p == EMPTY:
+        # Scores first, without branches (the loads of a row overlap); -inf outside the window (EMPTY included).
+        for j in range(wi):
+            cand[j] = inn[i, j]
+        for j in range(wo):
+            cand[wi + j] = oon[i, j]
+        for j in range(c if size > 0 else 0):
+            rel = cand[j] - lo
+            ok = (rel >= 0) & (rel < size)
+            rc = rel if ok else 0
+            f = np.float64(profiles[i, window_topic[rc]] * kf)
+            if j < wi:
+                f *= boost
+            if has_post_factor:
+                f *= post_factor[rc]
+            sc = values[rc] * f
+            score[j] = sc if ok else ninf
+        # Repeats dropped (the first slot kept); each finite candidate becomes a unique int64 key: -score's
+        # order-preserving bits with the lowest replaced by the column (the key order of top_k's NumPy fast path).
+        m_keys = 0
+        for j in range(c if size > 0 else 0):
+            sc = score[j]
+            if sc == ninf:
                 continue
+            p = cand[j]
             h = p & mask
             repeat = False
             while seen_row[h] == i:
@@ -172,40 +197,31 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
                     repeat = True
                     break
                 h = (h + 1) & mask
-            if repeat:                       # a repeat keeps its first slot
+            if repeat:
                 continue
             seen_row[h] = i
             seen_post[h] = p
-            rel = p - lo
-            if rel < 0 or rel >= size:
-                continue
-            f = np.float64(profiles[i, window_topic[rel]] * kf)
-            if j < wi:
-                f *= boost
-            if has_post_factor:
-                f *= post_factor[rel]
-            sc = values[rel] * f
-            if sc == -np.inf:
-                continue
-            if n_top <= kk:
-                q = n_top
-                n_top += 1
-            elif sc > top_score[kk]:
-                q = kk
-            else:
-                continue
-            while q > 0 and top_score[q - 1] < sc:
-                top_score[q] = top_score[q - 1]
-                top_col[q] = top_col[q - 1]
-                q -= 1
-            top_score[q] = sc
-            top_col[q] = j
-        if kk < c:
-            for q in range(n_top - 1):
-                if top_score[q] == top_score[q + 1]:
-                    tied[i] = True
-                    break
-        ranked = n_top if n_top < kk else kk
+            neg = 0.0 - sc                   # +0.0 for either zero
+
+            fbuf[0] = neg
+            bits = ibuf[0]
+            bits ^= (bits >> 63) & 0x7FFFFFFFFFFFFFFF
+            key[m_keys] = (bits & ~colmask) | j
+            m_keys += 1
+        # Each key's rank among the row's keys (a permutation: keys are unique); the best kk + 1 kept, best first.
+        n_top = m_keys if m_keys < kk + 1 else kk + 1
+        for a in range(m_keys):
+            ka = key[a]
+            r = 0
+            for q in range(m_keys):
+                r += key[q] < ka
+            if r < n_top:
+                top[r] = ka
+        for q in range(n_top - 1):
+            if (top[q] >> shift) == (top[q + 1] >> shift):
+                tied[i] = True   # equal to the bits the column replaced: the NumPy definition decides
+                break
+        ranked = m_keys if m_keys < kk else kk
         # Test posts first (a repeat of an earlier one dropped), then the ranked ones not already shown.
         m = 0
         for j in range(ts):
@@ -221,12 +237,13 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
                 row_posts[m] = p
                 row_routes[m] = DISCOVERY
                 m += 1
+        m_test = m
         for q in range(ranked):
-            col = top_col[q]
-            p = inn[i, col] if col < wi else oon[i, col - wi]
+            col = top[q] & colmask
+            p = cand[col]
             dup = False
-            for r in range(m):
-                if row_routes[r] == DISCOVERY and row_posts[r] == p:
+            for r in range(m_test):
+                if row_posts[r] == p:
                     dup = True
                     break
             if not dup:
