@@ -347,6 +347,35 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
     return posts, times, counts
 
 
+#: What :func:`feed_violation` returns.
+FEED_OK, FEED_BAD_ID, FEED_NOT_DISTRIBUTABLE, FEED_REPEAT, FEED_BAD_ROUTE = 0, 1, 2, 3, 4
+
+
+@njit(**_JIT)
+def feed_violation(posts, routes, route_min, route_max, post_removed, post_author, account_removed, post_created,
+                   now):
+    """The first breach of the feed contract in ``posts`` (EMPTY-padded rows), as one of the ``FEED_*`` codes:
+    a post id that does not exist, a post that is removed, by a removed account or not yet created, a post twice in
+    a row, or a shown slot whose route is outside [route_min, route_max]."""
+    n, k = posts.shape
+    n_posts = post_removed.size
+    for i in range(n):
+        for j in range(k):
+            p = posts[i, j]
+            if p == EMPTY:
+                continue
+            if p < 0 or p >= n_posts:
+                return FEED_BAD_ID
+            if routes[i, j] < route_min or routes[i, j] > route_max:
+                return FEED_BAD_ROUTE
+            if post_removed[p] or account_removed[post_author[p]] or not post_created[p] < now:
+                return FEED_NOT_DISTRIBUTABLE
+            for q in range(j):
+                if posts[i, q] == p:
+                    return FEED_REPEAT
+    return FEED_OK
+
+
 @njit(**_JIT)
 def engagement_types(users, posts, match, has_match, interests, inv_top_interest, post_topic, post_candidate,
                      support, alignment_weight, social_proof, lo, quality, is_recruit, target, recruit_boost, base,
@@ -408,6 +437,9 @@ HOT_PATH_SIGNATURES = {
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    feed_violation: [(_array(_i64, 2), _array(types.int8, 2), _i64, _i64, _array(types.boolean, readonly=True),
+                      _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
+                      _f64)],
     engagement_types: [(_array(_i64), _array(_i64), _array(_f32), types.boolean, _array(_f32, 2), _array(_f32),
                         _array(_i16), _array(types.int8), _array(_f64, 2), _f64, _array(_f64), _i64, _array(_f32),
                         _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],

@@ -274,3 +274,33 @@ def test_alias_kernel_is_the_numpy_definition(seed, rows, k, zeros):
     got, want = alias_tables(p), _reference_alias_tables(p)
     assert got[0].dtype == want[0].dtype and got[1].dtype == want[1].dtype
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+# -------------------------------------------------------------------------------------------- feed contract
+
+
+@pytest.mark.parametrize("row, routes, message", [
+    ([0, 1, EMPTY], [0, 2, 0], None),                                   # a valid feed
+    ([0, 5, EMPTY], [0, 0, 0], "does not exist"),                       # no post 5
+    ([0, 2, EMPTY], [0, 0, 0], "removed post"),                         # post 2 is removed
+    ([3, EMPTY, EMPTY], [0, 0, 0], "removed post, or a removed account"),   # post 3's author is removed
+    ([4, EMPTY, EMPTY], [0, 0, 0], "future"),                           # post 4 is created at `now`
+    ([1, 0, 1], [0, 0, 0], "twice"),
+    ([0, 1, EMPTY], [0, 3, 0], "route"),
+    ([0, EMPTY, EMPTY], [0, 7, 9], None),                                # routes of EMPTY slots are ignored
+])
+def test_check_feeds_rejects_each_breach_of_the_contract(row, routes, message):
+    from simulator.ranking import FeedContractError, Feeds
+    from simulator.ranking.base import check_feeds
+    from worldkit import build_world
+
+    world = build_world(n_accounts=3, n_audience=1, topics=1, author=[1, 1, 1, 2, 1],
+                        created=[10.0, 20.0, 30.0, 40.0, 100.0], removed=[False, False, True, False, False],
+                        account_removed=[False, False, True])
+    view = world.view(100.0)
+    feeds = Feeds(np.array([row], dtype=np.int32), np.array([routes], dtype=np.int8))
+    if message is None:
+        assert np.array_equal(check_feeds(feeds, 1, 3, view).posts, feeds.posts)
+    else:
+        with pytest.raises(FeedContractError, match=message):
+            check_feeds(feeds, 1, 3, view)

@@ -73,31 +73,23 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     routes = np.asarray(feeds.routes, dtype=np.int8)
     if routes.shape != posts.shape:
         raise FeedContractError("routes must have the shape of posts")
-    is_shown = posts != EMPTY
-    shown_routes = routes[is_shown]
-    if shown_routes.size and (shown_routes.min() < _ROUTE_MIN or shown_routes.max() > _ROUTE_MAX):
-        raise FeedContractError("a route is not one of Route.FOLLOWED, DISCOVERY, ENGAGEMENT")
     graduated = np.asarray(feeds.graduated, dtype=np.int64)
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
-    shown = posts[is_shown]
-    if shown.size:
-        lo, hi = int(shown.min()), int(shown.max())
-        if lo < 0 or hi >= view.n_posts:
-            raise FeedContractError("feed holds a post id that does not exist")
-        # Usually every shown post is in a short span of recent ids: look the span up once.
-        if hi - lo < shown.size:
-            ok = view.distributable(np.arange(lo, hi + 1)).take(shown - lo).all()
-        else:
-            ok = view.distributable(shown).all()
-        if not ok:
-            raise FeedContractError("feed holds a future or removed post, or a removed account's post")
-        s = np.sort(posts.astype(np.int32) if hi < 2**31 else posts, axis=1)   # EMPTY (-1) sorts first
-        if ((s[:, 1:] == s[:, :-1]) & (s[:, :-1] != EMPTY)).any():
-            raise FeedContractError("a feed holds the same post twice")
+    code = kernels.feed_violation(np.ascontiguousarray(posts), np.ascontiguousarray(routes), _ROUTE_MIN, _ROUTE_MAX,
+                                  view.post_removed, view.post_author, view.account_removed, view.post_created,
+                                  float(view.now))
+    if code != kernels.FEED_OK:
+        raise FeedContractError(_FEED_BREACHES[code])
     return Feeds(posts, routes, graduated)
 
 
+_FEED_BREACHES = {
+    kernels.FEED_BAD_ID: "feed holds a post id that does not exist",
+    kernels.FEED_NOT_DISTRIBUTABLE: "feed holds a future or removed post, or a removed account's post",
+    kernels.FEED_REPEAT: "a feed holds the same post twice",
+    kernels.FEED_BAD_ROUTE: "a route is not one of Route.FOLLOWED, DISCOVERY, ENGAGEMENT",
+}
 #: Route values are consecutive: a route is valid when it lies between the smallest and the largest.
 _ROUTE_MIN, _ROUTE_MAX = int(min(Route)), int(max(Route))
 assert sorted(int(r) for r in Route) == list(range(_ROUTE_MIN, _ROUTE_MAX + 1))
