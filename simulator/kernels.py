@@ -347,6 +347,104 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
     return posts, times, counts
 
 
+@njit(**_JIT)
+def count_plays(account, post, types, served, route_of_account, views, served_views, engagements,
+                engagement_by_route):
+    """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
+    ``engagements`` (int32, per post and type: the mask bits of ``types``) and ``engagement_by_route`` (float32, per
+    post and the engager's route). Counts are made per post first and then added (float32 columns receive each
+    post's count once, as NumPy's per-bin counts would be added). Returns (engagements counted, the event rows
+    that carry a follow, in order)."""
+    n = post.size
+    if n == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    lo = post.min()
+    span = post.max() - lo + 1
+    nt = engagements.shape[1]
+    nr = engagement_by_route.shape[1]
+    by_route = np.zeros((span, nr), dtype=np.int64)
+    follow_bit = 1 << (nt - 1)
+    n_eng = 0
+    n_follow = 0
+    for e in range(n):
+        p = post[e]
+        views[p] += 1
+        if served[e]:
+            served_views[p] += 1
+        t = types[e]
+        if t == 0:
+            continue
+        r = route_of_account[account[e]]
+        for b in range(nt):
+            if t & (1 << b):
+                engagements[p, b] += 1
+                by_route[p - lo, r] += 1
+                n_eng += 1
+        if t & follow_bit:
+            n_follow += 1
+    follows = np.empty(n_follow, dtype=np.int64)
+    f = 0
+    for e in range(n):
+        if types[e] & follow_bit:
+            follows[f] = e
+            f += 1
+    for q in range(span):
+        for r in range(nr):
+            if by_route[q, r]:
+                engagement_by_route[lo + q, r] += np.float32(by_route[q, r])
+    return n_eng, follows
+
+
+@njit(**_JIT)
+def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
+                  trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                  trusted_served_engagements):
+    """Count one step's plays as the platform weighs them, in place (float32 columns): every play and engagement
+    counts its event's mitigation weight (``unit``: all weights are 1, counted as integers); first-hour columns
+    take the events less than ``early_minutes`` after the post's creation, the served column the feed impressions.
+    Each post's (and type's) sum is made in float64 in event order and added to its column once, as NumPy's
+    ``bincount`` sums would be."""
+    n = post.size
+    if n == 0:
+        return
+    lo = post.min()
+    span = post.max() - lo + 1
+    nt = trusted_engagements.shape[1]
+    v_all = np.zeros(span)
+    v_early = np.zeros(span)
+    e_all = np.zeros((span, nt))
+    e_early = np.zeros((span, nt))
+    e_served = np.zeros((span, nt))
+    any_engagement = False
+    for e in range(n):
+        q = post[e] - lo
+        w = 1.0 if unit else weights[e]
+        early = time[e] - created[post[e]] < early_minutes
+        v_all[q] += w
+        if early:
+            v_early[q] += w
+        t = types[e]
+        if t == 0:
+            continue
+        any_engagement = True
+        for b in range(nt):
+            if t & (1 << b):
+                e_all[q, b] += w
+                if early:
+                    e_early[q, b] += w
+                if served[e]:
+                    e_served[q, b] += w
+    for q in range(span):
+        p = lo + q
+        trusted_views[p] += np.float32(v_all[q])
+        trusted_first_hour_views[p] += np.float32(v_early[q])
+        if any_engagement:
+            for b in range(nt):
+                trusted_engagements[p, b] += np.float32(e_all[q, b])
+                trusted_first_hour_engagements[p, b] += np.float32(e_early[q, b])
+                trusted_served_engagements[p, b] += np.float32(e_served[q, b])
+
+
 #: What :func:`feed_violation` returns.
 FEED_OK, FEED_BAD_ID, FEED_NOT_DISTRIBUTABLE, FEED_REPEAT, FEED_BAD_ROUTE = 0, 1, 2, 3, 4
 
@@ -437,6 +535,11 @@ HOT_PATH_SIGNATURES = {
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
+                   _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],
+    count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
+                     types.boolean, _array(_f64), _f64, _array(_f32), _array(_f32), _array(_f32, 2),
+                     _array(_f32, 2), _array(_f32, 2))],
     feed_violation: [(_array(_i64, 2), _array(types.int8, 2), _i64, _i64, _array(types.boolean, readonly=True),
                       _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
                       _f64)],

@@ -13,10 +13,11 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from . import kernels
 from .audience import Audience
-from .campaign import TYPE_BITS, CampaignOperator
+from .campaign import CampaignOperator
 from .config import Scenario
-from .content import ENGAGEMENT_TYPES, FOLLOW, PostBins, PostDrafts, PostTable
+from .content import PostDrafts, PostTable
 from .exposure import ExposureLedger, note_graduations
 from .mitigations.base import note_first_times
 from .mitigations.pipeline import MitigationPipeline
@@ -27,8 +28,6 @@ from .ranking import RankerContext, make_ranker
 from .seeding import RunStreams
 
 MINUTES_PER_HOUR = 60.0
-#: every engagement type's bit in an event's type mask
-ALL_TYPE_BITS = np.bitwise_or.reduce(TYPE_BITS)
 
 
 class AuditWorld(mesa.Model):
@@ -157,9 +156,9 @@ class AuditWorld(mesa.Model):
             time=np.concatenate([imp_times, np.full(probe_posts.size, t0 + 0.5 * self.step_minutes), times]),
             served=np.concatenate([np.ones(n_fed, bool), np.zeros(acc.size, bool)]),
         )
-        raw = self._count_plays(events)
+        self._count_plays(events)
         weights = self.mitigations.review(events, ids)
-        self._count_trusted(events, weights, raw)
+        self._count_trusted(events, weights)
         # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
             pop.follows.merge_pending()
@@ -221,62 +220,27 @@ class AuditWorld(mesa.Model):
                                               minlength=self.probe_impressions.size)
         return users, posts
 
-    def _count_plays(self, events: "StepEvents") -> tuple[np.ndarray, np.ndarray | None] | None:
+    def _count_plays(self, events: "StepEvents") -> None:
         """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes
-        (ground truth) and new follows. Returns the per-post counts of plays and of engagement by type (bins of
-        ``events.play_bins()`` and ``events.engagement_bins()``), which :meth:`_count_trusted` reuses."""
+        (ground truth) and new follows."""
         table = self.posts
-        if events.post.size == 0:
-            return None
-        plays = events.play_bins()
-        views = plays.counts()
-        table.add_bins("views", plays, views)
-        # The plays the feed served: all but the directed visits (few), counted exactly in integers.
-        table.add_bins("served_views", plays, views - plays.counts(~events.served))
-        rows, types = events.engagement_rows()
-        if rows.size == 0:
-            return views, None
-        by_type = events.engagement_bins()
-        engagements = by_type.counts()
-        table.add_bins("engagements", by_type, engagements)
-        self.engagements += rows.size
-        engagers, posts = events.account.take(rows), events.post.take(rows)
-        table.count("engagement_by_route", posts, self.route_of_account.take(engagers))
-        f = types == FOLLOW
-        if f.any():
-            self.population.follows.add(engagers[f], table.author[posts[f]])
-        return views, engagements
+        n_engagements, follow_rows = kernels.count_plays(
+            events.account, events.post, events.types, events.served, self.route_of_account, table.views,
+            table.served_views, table.engagements, table.engagement_by_route)
+        self.engagements += n_engagements
+        if follow_rows.size:
+            engagers = events.account.take(follow_rows)
+            self.population.follows.add(engagers, table.author[events.post.take(follow_rows)])
 
-    def _count_trusted(self, events: "StepEvents", weights: np.ndarray,
-                       raw: tuple[np.ndarray, np.ndarray | None] | None) -> None:
-        """The platform's ranking signals: each play and engagement counted with its mitigation weight.
-
-        When every weight is 1 (no stage, or none weighed anything this step) the weighted sums are the raw counts
-        exactly (sums of ones are integers), so the counts ``raw`` made by :meth:`_count_plays` are added instead.
-        """
+    def _count_trusted(self, events: "StepEvents", weights: np.ndarray) -> None:
+        """The platform's ranking signals: each play and engagement counted with its mitigation weight (when every
+        weight is 1 — no stage, or none weighed anything this step — the counts are integers, as without
+        mitigations)."""
         table = self.posts
-        if events.post.size == 0:
-            return
-        views, engagements = raw
-        plays = events.play_bins()
-        early = events.time - table.created.take(events.post) < MINUTES_PER_HOUR
-        unit = bool((weights == 1.0).all())
-        table.add_bins("trusted_views", plays, views if unit else plays.sums(weights))
-        table.add_bins("trusted_first_hour_views", plays, plays.counts(early) if unit else plays.sums(weights, early))
-        rows, _ = events.engagement_rows()
-        if rows.size == 0:
-            return
-        by_type = events.engagement_bins()
-        er, sr = early[rows], events.served[rows]
-        if unit:
-            table.add_bins("trusted_engagements", by_type, engagements)
-            table.add_bins("trusted_first_hour_engagements", by_type, by_type.counts(er))
-            table.add_bins("trusted_served_engagements", by_type, engagements - by_type.counts(~sr))
-        else:
-            w = weights[rows]
-            table.add_bins("trusted_engagements", by_type, by_type.sums(w))
-            table.add_bins("trusted_first_hour_engagements", by_type, by_type.sums(w, er))
-            table.add_bins("trusted_served_engagements", by_type, by_type.sums(w, sr))
+        kernels.count_trusted(events.post, events.types, events.time, events.served, weights,
+                              bool((weights == 1.0).all()), table.created, MINUTES_PER_HOUR, table.trusted_views,
+                              table.trusted_first_hour_views, table.trusted_engagements,
+                              table.trusted_first_hour_engagements, table.trusted_served_engagements)
 
     def _note_campaign_posts(self, ids: np.ndarray) -> None:
         camp = ids[self.posts.campaign[ids]] if ids.size else ids
@@ -293,36 +257,11 @@ class StepEvents:
     """One step's plays, aligned arrays: account, post, engagement type mask (bit i = type i of
     ``content.ENGAGEMENT_TYPES``; 0 = a play with no engagement), time, and whether the play was a feed impression."""
 
-    __slots__ = ("account", "post", "types", "time", "served", "_rows", "_play_bins", "_engagement_bins")
+    __slots__ = ("account", "post", "types", "time", "served")
 
     def __init__(self, account, post, types, time, served):
         self.account, self.post, self.types, self.time, self.served = account, post, types, time, served
-        self._rows = self._play_bins = self._engagement_bins = None
 
     @property
     def size(self) -> int:
         return int(self.account.size)
-
-    def engagement_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(event row, engagement type) for every engagement carried by the events, row-major."""
-        if self._rows is None:
-            # One flag per (event, bit) in row-major order: the little-endian bits of each event's mask, 8 per
-            # event; bits beyond the engagement types are cleared. flatnonzero over a flat bool array is several
-            # times faster than nonzero over an (events, types) matrix.
-            bits = np.unpackbits(self.types & ALL_TYPE_BITS, bitorder="little").view(bool)
-            flat = np.flatnonzero(bits)
-            self._rows = (flat >> 3, flat & 7)
-        return self._rows
-
-    def play_bins(self) -> PostBins:
-        """The events binned by post (for per-post counts of plays)."""
-        if self._play_bins is None:
-            self._play_bins = PostBins(self.post)
-        return self._play_bins
-
-    def engagement_bins(self) -> PostBins:
-        """The engagements of :meth:`engagement_rows` binned by (post, engagement type)."""
-        if self._engagement_bins is None:
-            rows, types = self.engagement_rows()
-            self._engagement_bins = PostBins(self.post.take(rows), types, len(ENGAGEMENT_TYPES))
-        return self._engagement_bins

@@ -304,3 +304,72 @@ def test_check_feeds_rejects_each_breach_of_the_contract(row, routes, message):
     else:
         with pytest.raises(FeedContractError, match=message):
             check_feeds(feeds, 1, 3, view)
+
+
+# ----------------------------------------------------------------------------------------------- step counting
+
+
+def _reference_counts(table, account, post, types, time, served, weights, route_of_account):
+    """The counting of AuditWorld._count_plays and _count_trusted in NumPy (their definition before the kernels):
+    per-post bins over the span of ids touched, counts or float64 sums in event order, added once per bin."""
+    from simulator.content import PostBins
+
+    bits = np.unpackbits(types[:, None], axis=1, bitorder="little")[:, :5].astype(bool)
+    rows, kinds = np.nonzero(bits)
+    plays = PostBins(post)
+    table.add_bins("views", plays, plays.counts())
+    table.add_bins("served_views", plays, plays.counts(served))
+    follows = rows[kinds == 4]
+    if rows.size:
+        by_type = PostBins(post[rows], kinds, 5)
+        table.add_bins("engagements", by_type, by_type.counts())
+        table.count("engagement_by_route", post[rows], route_of_account[account[rows]])
+    early = time - table.created[post] < 60.0
+    unit = bool((weights == 1.0).all())
+    table.add_bins("trusted_views", plays, plays.counts() if unit else plays.sums(weights))
+    table.add_bins("trusted_first_hour_views", plays, plays.counts(early) if unit else plays.sums(weights, early))
+    if rows.size:
+        w = weights[rows]
+        for column, select in (("trusted_engagements", None), ("trusted_first_hour_engagements", early[rows]),
+                               ("trusted_served_engagements", served[rows])):
+            table.add_bins(column, by_type, (by_type.counts(select) if unit else by_type.sums(w, select)))
+    return rows.size, follows
+
+
+@pytest.mark.parametrize("unit", [True, False])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_step_counting_kernels_are_the_numpy_definition(unit, seed):
+    from simulator.content import PostTable
+
+    rng = np.random.default_rng(seed)
+    n_posts, n_accounts, n_events = 300, 50, 4000
+    author, created = rng.integers(0, n_accounts, n_posts), np.sort(rng.random(n_posts)) * 500
+    tables = []
+    for _ in range(2):
+        t = PostTable(capacity=n_posts)
+        t.add(author, created, np.zeros(n_posts), np.full(n_posts, -1), np.ones(n_posts))
+        tables.append(t)
+    route_of_account = rng.integers(0, 4, n_accounts).astype(np.int8)
+    got, want = tables
+    for step in range(3):
+        account = rng.integers(0, n_accounts, n_events)
+        post = rng.integers(step * 50, step * 50 + 150, n_events)
+        types = np.where(rng.random(n_events) < 0.5, 0, rng.integers(0, 32, n_events)).astype(np.uint8)
+        time = got.created[post] + rng.random(n_events) * 120
+        served = rng.random(n_events) < 0.8
+        weights = (np.ones(n_events, np.float32) if unit
+                   else rng.choice(np.array([1.0, 0.1, 0.37, 0.0], np.float32), n_events))
+        n_eng, follows = kernels.count_plays(account, post, types, served, route_of_account, got.views,
+                                             got.served_views, got.engagements, got.engagement_by_route)
+        kernels.count_trusted(post, types, time, served, weights, unit, got.created, 60.0, got.trusted_views,
+                              got.trusted_first_hour_views, got.trusted_engagements,
+                              got.trusted_first_hour_engagements, got.trusted_served_engagements)
+        want_eng, want_follows = _reference_counts(want, account, post, types, time, served, weights,
+                                                   route_of_account)
+        assert n_eng == want_eng and np.array_equal(follows, want_follows)
+    for column in ("views", "served_views", "engagements", "engagement_by_route", "trusted_views",
+                   "trusted_first_hour_views", "trusted_engagements", "trusted_first_hour_engagements",
+                   "trusted_served_engagements"):
+        a, b = getattr(got, column)[:n_posts], getattr(want, column)[:n_posts]
+        assert a.dtype == b.dtype and np.array_equal(a, b), column
+    assert got.trusted_engagements[:n_posts].sum() > 0
