@@ -445,6 +445,48 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
                 trusted_served_engagements[p, b] += np.float32(e_served[q, b])
 
 
+@njit(**_JIT)
+def co_engagement_pairs(acc, post, tq, n_accounts, pair_window, neighbours):
+    """The co-engagement pairs of events sorted by (post, time): the first event of each (account, post) in that
+    order is kept, and paired with each of the next ``neighbours`` kept events of the same post at most
+    ``pair_window`` later (in ``tq``'s unit). Returns each pair as ``min(a, b) · n_accounts + max(a, b)`` (int64,
+    unsorted): the work of :func:`simulator.mitigations.coordination.co_engagement_links` before it counts pairs."""
+    n = acc.size
+    keep = np.empty(n, dtype=np.int64)
+    last_post = np.full(n_accounts, -1, dtype=np.int64)
+    m = 0
+    for e in range(n):
+        a = acc[e]
+        if last_post[a] != post[e]:   # events of a post are contiguous: an account seen on it already repeats
+            last_post[a] = post[e]
+            keep[m] = e
+            m += 1
+    count = 0
+    for i in range(m):
+        e = keep[i]
+        for d in range(1, neighbours + 1):
+            if i + d >= m:
+                break
+            f = keep[i + d]
+            if post[f] != post[e] or tq[f] - tq[e] > pair_window:
+                break
+            count += 1
+    pairs = np.empty(count, dtype=np.int64)
+    q = 0
+    for i in range(m):
+        e = keep[i]
+        for d in range(1, neighbours + 1):
+            if i + d >= m:
+                break
+            f = keep[i + d]
+            if post[f] != post[e] or tq[f] - tq[e] > pair_window:
+                break
+            a, b = acc[e], acc[f]
+            pairs[q] = min(a, b) * n_accounts + max(a, b)
+            q += 1
+    return pairs
+
+
 #: What :func:`feed_violation` returns.
 FEED_OK, FEED_BAD_ID, FEED_NOT_DISTRIBUTABLE, FEED_REPEAT, FEED_BAD_ROUTE = 0, 1, 2, 3, 4
 
@@ -535,6 +577,7 @@ HOT_PATH_SIGNATURES = {
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
                    _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],
     count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),

@@ -373,3 +373,35 @@ def test_step_counting_kernels_are_the_numpy_definition(unit, seed):
         a, b = getattr(got, column)[:n_posts], getattr(want, column)[:n_posts]
         assert a.dtype == b.dtype and np.array_equal(a, b), column
     assert got.trusted_engagements[:n_posts].sum() > 0
+
+
+# ------------------------------------------------------------------------------------- co-engagement pairs
+
+
+def _reference_pairs(acc, post, tq, n_accounts, pair_window, neighbours):
+    """The pairing of co_engagement_links in NumPy (its definition before the kernel): first event of each
+    (account, post) in sorted order, then pairs at distance d = 1, 2, ... while any pair remains."""
+    _, first = np.unique(post * np.int64(n_accounts) + acc, return_index=True)
+    first = np.sort(first)
+    acc, post, tq = acc[first], post[first], tq[first]
+    parts = []
+    for d in range(1, min(neighbours, acc.size - 1) + 1):
+        same = (post[d:] == post[:-d]) & (tq[d:] - tq[:-d] <= pair_window)
+        if not same.any():
+            break
+        a, b = acc[:-d][same], acc[d:][same]
+        parts.append(np.minimum(a, b) * n_accounts + np.maximum(a, b))
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), accounts=st.integers(1, 60),
+       posts=st.integers(1, 12), spread=st.sampled_from([4, 40, 400]), neighbours=st.integers(1, 10))
+def test_co_engagement_pairs_kernel_is_the_numpy_definition(seed, n, accounts, posts, spread, neighbours):
+    rng = np.random.default_rng(seed)
+    acc, post = rng.integers(0, accounts, n), rng.integers(0, posts, n)
+    tq = rng.integers(0, spread, n)
+    order = np.lexsort((tq, post))                     # sorted by post, then time, as the stage sorts them
+    acc, post, tq = acc[order], post[order], tq[order]
+    got = np.sort(kernels.co_engagement_pairs(acc, post, tq, accounts, 40.0, neighbours))
+    assert np.array_equal(got, _reference_pairs(acc, post, tq, accounts, 40.0, neighbours))

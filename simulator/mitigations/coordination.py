@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .. import kernels
 from .base import Evidence, StageContext, Verdict
 
 
@@ -60,8 +61,8 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
 
     Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time (to 1/8
     minute; the pair window is compared at that resolution), ties broken by a fixed hash of (account, post) so that
-    accounts with nearby row numbers are not systematically paired. A few int64 sorts of the window's events; no
-    per-account loop."""
+    accounts with nearby row numbers are not systematically paired. Two int64 sorts (the window's events, the
+    pairs) and one compiled pass; no per-account loop."""
     if acc.size < 2:
         e = np.zeros(0, np.int64)
         return e, e, e
@@ -78,41 +79,19 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         order = np.lexsort((tie, tq, post))
         acc, post, t = acc[order], post[order], tq[order]
-    first = _first_of_each(post * np.int64(n_accounts) + acc)
-    if first is not None:
-        acc, post, t = acc[first], post[first], t[first]
-    pair_window = pair_window * 8.0     # in eighths of a minute, like t
-    a_parts, b_parts = [], []
-    for d in range(1, min(neighbours, acc.size - 1) + 1):
-        same = (post[d:] == post[:-d]) & (t[d:] - t[:-d] <= pair_window)
-        if not same.any():
-            break   # sorted by time within a post: no pair at distance d means none further
-        a_parts.append(acc[:-d][same])
-        b_parts.append(acc[d:][same])
-    if not a_parts:
+    # The first event of each (account, post), each paired with its next `neighbours` on the post within the
+    # window (a compiled pass, pairs as one int64 each).
+    pair = np.sort(kernels.co_engagement_pairs(acc.astype(np.int64, copy=False), post.astype(np.int64, copy=False),
+                                               t.astype(np.int64, copy=False), int(n_accounts), pair_window * 8.0,
+                                               int(neighbours)))
+    if pair.size == 0:
         e = np.zeros(0, np.int64)
         return e, e, e
-    a = np.concatenate(a_parts)
-    b = np.concatenate(b_parts)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pair = np.sort(lo * np.int64(n_accounts) + hi)
     starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
     count = np.diff(np.r_[starts, pair.size])
     strong = count >= min_shared_posts
     pair, count = pair[starts[strong]], count[strong]
     return pair // n_accounts, pair % n_accounts, count
-
-
-def _first_of_each(key: np.ndarray) -> np.ndarray | None:
-    """Sorted positions of the first occurrence of each distinct value of ``key``; None when all are distinct.
-    (``np.unique(..., return_index=True)`` does the same with a stable sort, several times slower.)"""
-    order = np.argsort(key)
-    s = key[order]
-    dup = s[1:] == s[:-1]
-    if not dup.any():
-        return None
-    starts = np.flatnonzero(np.r_[True, ~dup])
-    return np.sort(np.minimum.reduceat(order, starts))
 
 
 def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1
