@@ -446,6 +446,25 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
 
 
 @njit(**_JIT)
+def co_engagement_order_keys(acc, post, t, n_accounts):
+    """One int64 key per event that orders events by post, time to 1/8 minute, then a fixed hash of (account,
+    post): ``post << 36 | eighths << 13 | hash & 0x1FFF`` (post < 2^27, eighths capped at 2^23 - 1), the hash being
+    SplitMix64's finaliser of ``post · n_accounts + account`` (:func:`simulator.mitigations.coordination.mix64`)."""
+    n = acc.size
+    out = np.empty(n, dtype=np.int64)
+    for e in range(n):
+        z = np.uint64(post[e] * n_accounts + acc[e]) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        tq = np.int64(np.floor(t[e] * 8.0))
+        if tq > (1 << 23) - 1:
+            tq = (1 << 23) - 1
+        out[e] = (post[e] << 36) | (tq << 13) | np.int64(z & np.uint64(0x1FFF))
+    return out
+
+
+@njit(**_JIT)
 def co_engagement_pairs(acc, post, tq, n_accounts, pair_window, neighbours):
     """The co-engagement pairs of events sorted by (post, time): the first event of each (account, post) in that
     order is kept, and paired with each of the next ``neighbours`` kept events of the same post at most
@@ -577,6 +596,7 @@ HOT_PATH_SIGNATURES = {
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
                    _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],

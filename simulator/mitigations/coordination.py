@@ -30,8 +30,8 @@ class CoEngagementLog:
     def add(self, evidence: Evidence) -> None:
         keep = evidence.active()
         if keep.any():
-            self._chunks.append((evidence.now, evidence.account[keep].copy(), evidence.post[keep].copy(),
-                                 evidence.time[keep].copy()))
+            # (boolean indexing copies: the chunk does not hold on to the step's arrays)
+            self._chunks.append((evidence.now, evidence.account[keep], evidence.post[keep], evidence.time[keep]))
         horizon = evidence.now - self.window
         while self._chunks and self._chunks[0][0] <= horizon:
             self._chunks.pop(0)
@@ -68,15 +68,16 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         return e, e, e
     # Order by post, time (1/8 min), hash: one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years); the
     # sorted key itself gives back each event's post and time (to 1/8 minute), so only accounts are gathered.
-    key = post * np.int64(n_accounts) + acc
-    tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
-    tie = (mix64(key) & np.uint64(0x1FFF)).astype(np.int64)
     if post.max() < 1 << 27:
-        composite = (post << 36) | (tq << 13) | tie
+        composite = kernels.co_engagement_order_keys(acc.astype(np.int64, copy=False),
+                                                     post.astype(np.int64, copy=False),
+                                                     t.astype(np.float64, copy=False), int(n_accounts))
         order = np.argsort(composite)
         composite, acc = composite[order], acc[order]
         post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
+        tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
+        tie = (mix64(post * np.int64(n_accounts) + acc) & np.uint64(0x1FFF)).astype(np.int64)
         order = np.lexsort((tie, tq, post))
         acc, post, t = acc[order], post[order], tq[order]
     # The first event of each (account, post), each paired with its next `neighbours` on the post within the
