@@ -159,6 +159,15 @@ def guide_table(cum: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 @njit(**_JIT)
+def _holds(row, m, p):
+    """Whether ``p`` is among the first ``m`` entries of ``row``."""
+    for q in range(m):
+        if row[q] == p:
+            return True
+    return False
+
+
+@njit(**_JIT)
 def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor, has_post_factor,
                    keep, feed_size):
     """Feeds from each user's candidates: the work of ``dedupe_rows`` → ``PostScores.with_interest`` → ``top_k``
@@ -262,14 +271,7 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
         m = 0
         for j in range(ts):
             p = test[i, j]
-            if p == EMPTY:
-                continue
-            dup = False
-            for q in range(m):
-                if row_posts[q] == p:
-                    dup = True
-                    break
-            if not dup:
+            if p != EMPTY and not _holds(row_posts, m, p):
                 row_posts[m] = p
                 row_routes[m] = DISCOVERY
                 m += 1
@@ -277,12 +279,7 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
         for q in range(ranked):
             col = top[q] & colmask
             p = cand[col]
-            dup = False
-            for r in range(m_test):
-                if row_posts[r] == p:
-                    dup = True
-                    break
-            if not dup:
+            if not _holds(row_posts, m_test, p):
                 row_posts[m] = p
                 row_routes[m] = FOLLOWED if col < wi else ENGAGEMENT
                 m += 1
