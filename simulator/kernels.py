@@ -8,7 +8,7 @@ results: the per-step cost of a feed no longer depends on how many NumPy calls i
 worlds) nor on the temporaries streamed through memory (which dominated large ones).
 
 Kernels are compiled once per machine and cached on disk next to this file (``cache=True``). :func:`load` loads
-them for the argument types the simulator passes (:data:`HOT_PATH_SIGNATURES`, about 0.2 s from the cache); a world
+them for the argument types the simulator passes (:data:`HOT_PATH_SIGNATURES`, about 0.3 s from the cache); a world
 does this when it is built, so no run pays for it in its first step. Floating point is strict IEEE (no
 ``fastmath``): results do not depend on the machine's vector width. :func:`prefetch` only hints the CPU's caches.
 """
