@@ -477,26 +477,23 @@ def co_engagement_pairs(acc, post, tq, n_accounts, pair_window, neighbours):
             last_post[a] = post[e]
             keep[m] = e
             m += 1
-    count = 0
+    # How many of the next kept events each one pairs with (the run stops at another post or beyond the window).
+    partners = np.zeros(m, dtype=np.int64)
     for i in range(m):
         e = keep[i]
-        for d in range(1, neighbours + 1):
-            if i + d >= m:
-                break
+        d = 1
+        while d <= neighbours and i + d < m:
             f = keep[i + d]
             if post[f] != post[e] or tq[f] - tq[e] > pair_window:
                 break
-            count += 1
-    pairs = np.empty(count, dtype=np.int64)
+            d += 1
+        partners[i] = d - 1
+    pairs = np.empty(partners.sum(), dtype=np.int64)
     q = 0
     for i in range(m):
         e = keep[i]
-        for d in range(1, neighbours + 1):
-            if i + d >= m:
-                break
+        for d in range(1, partners[i] + 1):
             f = keep[i + d]
-            if post[f] != post[e] or tq[f] - tq[e] > pair_window:
-                break
             a, b = acc[e], acc[f]
             pairs[q] = min(a, b) * n_accounts + max(a, b)
             q += 1
