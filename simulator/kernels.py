@@ -500,6 +500,27 @@ def co_engagement_pairs(acc, post, tq, n_accounts, pair_window, neighbours):
     return pairs
 
 
+@njit(**_JIT)
+def moderated(posts, routes, oon_blocked, author_demoted, post_author, held_until, now, followed, engagement):
+    """A copy of the feed matrix ``posts`` with EMPTY in every slot that breaks a mitigation's decision: an
+    out-of-network slot (route not ``followed``) of a post kept in network or by a demoted author, and an
+    ``engagement``-route slot of a post whose graduation is held past ``now`` (the work of
+    :func:`simulator.platform.enforce_moderation`)."""
+    out = posts.copy()
+    n, k = posts.shape
+    for i in range(n):
+        for j in range(k):
+            p = posts[i, j]
+            if p < 0:
+                continue
+            r = routes[i, j]
+            if r != followed and (oon_blocked[p] or author_demoted[post_author[p]]):
+                out[i, j] = -1
+            elif r == engagement and held_until[p] > now:
+                out[i, j] = -1
+    return out
+
+
 #: What :func:`feed_violation` returns.
 FEED_OK, FEED_BAD_ID, FEED_NOT_DISTRIBUTABLE, FEED_REPEAT, FEED_BAD_ROUTE = 0, 1, 2, 3, 4
 
@@ -592,6 +613,9 @@ HOT_PATH_SIGNATURES = {
     vose_alias: [(_array(_f64, 2),)],
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
+    moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
+                 _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,
+                 _i64, _i64)],
     count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
                    _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],
     count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),

@@ -141,15 +141,10 @@ def enforce_moderation(feeds, view: PlatformView):
     """Empty the feed slots that break a mitigation's decision, whatever the ranker did: out-of-network slots of
     posts that are blocked or whose authors are demoted, and graduated (ENGAGEMENT-route) slots of held posts.
     The built-in rankers never produce such slots; a user ranker that ignores the labels loses them."""
-    from .ranking.base import EMPTY, Route
+    from .ranking.base import Route
 
-    shown = feeds.posts != EMPTY
-    if not shown.any():
-        return feeds
-    safe = np.where(shown, feeds.posts, 0)
-    oon = shown & (feeds.routes != Route.FOLLOWED)
-    bad = oon & ~view.promotable(safe)
-    bad |= shown & (feeds.routes == Route.ENGAGEMENT) & view.graduation_held(safe)
-    if bad.any():
-        feeds.posts = np.where(bad, EMPTY, feeds.posts)
+    feeds.posts = kernels.moderated(np.ascontiguousarray(feeds.posts, dtype=np.int64),
+                                    np.ascontiguousarray(feeds.routes, dtype=np.int8), view.post_oon_blocked,
+                                    view.account_demoted, view.post_author, view.post_held_until, float(view.now),
+                                    int(Route.FOLLOWED), int(Route.ENGAGEMENT))
     return feeds

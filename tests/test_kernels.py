@@ -405,3 +405,31 @@ def test_co_engagement_pairs_kernel_is_the_numpy_definition(seed, n, accounts, p
     acc, post, tq = acc[order], post[order], tq[order]
     got = np.sort(kernels.co_engagement_pairs(acc, post, tq, accounts, 40.0, neighbours))
     assert np.array_equal(got, _reference_pairs(acc, post, tq, accounts, 40.0, neighbours))
+
+
+# ---------------------------------------------------------------------------------------------- moderation
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 30), k=st.integers(1, 12))
+def test_moderation_kernel_is_the_numpy_definition(seed, n, k):
+    """enforce_moderation against its NumPy definition: out-of-network slots of blocked posts or demoted authors'
+    posts, and ENGAGEMENT slots of held posts, are emptied; nothing else changes."""
+    from simulator.platform import enforce_moderation
+    from simulator.ranking import Feeds, Route
+
+    rng = np.random.default_rng(seed)
+    n_posts, n_accounts, now = 40, 8, 500.0
+    view = SimpleNamespace(post_oon_blocked=rng.random(n_posts) < 0.3, account_demoted=rng.random(n_accounts) < 0.3,
+                           post_author=rng.integers(0, n_accounts, n_posts).astype(np.int32),
+                           post_held_until=np.where(rng.random(n_posts) < 0.3, now + rng.choice([-1.0, 0.0, 1.0]),
+                                                    0.0), now=now)
+    posts = np.where(rng.random((n, k)) < 0.2, EMPTY, rng.integers(0, n_posts, (n, k)))
+    routes = rng.integers(0, 3, (n, k)).astype(np.int8)
+    shown = posts != EMPTY
+    safe = np.where(shown, posts, 0)
+    promotable = ~view.post_oon_blocked[safe] & ~view.account_demoted[view.post_author[safe]]
+    bad = shown & (routes != Route.FOLLOWED) & ~promotable
+    bad |= shown & (routes == Route.ENGAGEMENT) & (view.post_held_until[safe] > now)
+    got = enforce_moderation(Feeds(posts.copy(), routes), view).posts
+    assert np.array_equal(got, np.where(bad, EMPTY, posts))

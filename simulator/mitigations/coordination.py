@@ -28,10 +28,10 @@ class CoEngagementLog:
         self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add(self, evidence: Evidence) -> None:
-        keep = evidence.active()
-        if keep.any():
-            # (boolean indexing copies: the chunk does not hold on to the step's arrays)
-            self._chunks.append((evidence.now, evidence.account[keep], evidence.post[keep], evidence.time[keep]))
+        keep = np.flatnonzero(evidence.active())
+        if keep.size:   # (gathers copy: the chunk does not hold on to the step's arrays)
+            self._chunks.append((evidence.now, evidence.account.take(keep), evidence.post.take(keep),
+                                 evidence.time.take(keep)))
         horizon = evidence.now - self.window
         while self._chunks and self._chunks[0][0] <= horizon:
             self._chunks.pop(0)
