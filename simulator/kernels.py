@@ -57,26 +57,30 @@ def prefetch_row(typingctx, array, row):
 
 
 #: Users ahead of the current one whose follow rows are prefetched (their row pointers twice as far ahead).
-PREFETCH_AHEAD = 8
+PREFETCH_AHEAD = 16
 
 
 @njit(**_JIT)
-def sample_by_interest(prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum, guide, scale,
+def sample_by_interest(users, prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum, guide, scale,
                        pool, draws):
     """The draws of :meth:`InterestSampler.draw`: for each (user, draw), an alias-table topic (or the whole pool
     when the draw explores), then the post whose cumulative-weight segment holds the uniform.
 
-    ``prob`` (float32) and ``alias`` (int16) are the users' rows of the (users, topics) alias tables, one row per
-    user drawing (gathered beforehand: sequential reads here); the three uniforms arrays
+    ``prob`` (float32) and ``alias`` (int16) are the (audience, topics) alias tables, read at each of ``users``'
+    rows (prefetched a few users ahead); the three uniforms arrays
     hold ``len(users) * draws`` values in row-major (user, draw) order; ``width``/``start`` (2·topics) give each
     topic's segment of ``cum`` (topics ≥ ``k`` stand for an exploring draw); ``pool`` the post ids in ``cum``
     order; ``guide`` (from :func:`guide_table`, with its ``scale``) makes each search O(1) on average. Returns a
     (len(users), draws) int32 matrix."""
-    n = prob.shape[0]
+    n = users.size
     k = prob.shape[1]
     kf = np.float32(k)
     out = np.empty((n, draws), dtype=np.int32)
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch_row(prob, users[i + PREFETCH_AHEAD])
+            prefetch_row(alias, users[i + PREFETCH_AHEAD])
+        row = users[i]
         for d in range(draws):
             c = i * draws + d
             u = alias_u[c] * kf                     # float32, as NumPy computes it
@@ -84,8 +88,8 @@ def sample_by_interest(prob, alias, alias_u, explore_u, segment_u, explore, widt
             if col > k - 1:
                 col = k - 1
             coin = u - np.float32(col)
-            a = int(alias[i, col])                  # both read, then selected: no unpredictable branch
-            t = col if coin < prob[i, col] else a
+            a = int(alias[row, col])                # both read, then selected: no unpredictable branch
+            t = col if coin < prob[row, col] else a
             t += k * (explore_u[c] < explore)
             x = segment_u[c] * width[t]
             x += start[t]
@@ -168,12 +172,12 @@ def _holds(row, m, p):
 
 
 @njit(**_JIT)
-def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor, has_post_factor,
-                   keep, feed_size):
+def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor,
+                   has_post_factor, keep, feed_size):
     """Feeds from each user's candidates: the work of ``dedupe_rows`` → ``PostScores.with_interest`` → ``top_k``
     → (with test posts) ``_dedupe_ahead`` → ``compact_rows``, one row at a time.
 
-    ``profiles`` holds the interest profile of each row's user (gathered beforehand: sequential reads here).
+    ``profiles`` holds the interest profiles, read at each of ``users``' rows (prefetched a few users ahead).
     Candidates are ``inn`` (in-network, FOLLOWED, score × ``boost``) then ``oon`` (ENGAGEMENT); a repeat of a post
     is dropped. Score = window value × interest match (× post factor); a post outside the window (or EMPTY) scores
     -inf. The ``keep`` best (ties by column) follow the user's ``test`` posts (DISCOVERY); repeats of a test post
@@ -183,7 +187,7 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
     but for their lowest bits (exact ties among them): ``top_k`` orders such rows by :func:`numpy.argpartition`,
     so the caller recomputes them with the NumPy definition (a fraction of a percent of feeds).
     """
-    n = profiles.shape[0]
+    n = users.size
     wi, wo, ts = inn.shape[1], oon.shape[1], test.shape[1]
     c = wi + wo
     size = values.size
@@ -211,6 +215,9 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
     row_routes = np.empty(ts + kk, dtype=np.int8)
     ninf = -np.inf
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch_row(profiles, users[i + PREFETCH_AHEAD])
+        u = users[i]
         # Scores first, without branches (the loads of a row overlap); -inf outside the window (EMPTY included).
         for j in range(wi):
             cand[j] = inn[i, j]
@@ -220,7 +227,7 @@ def assemble_feeds(profiles, inn, oon, test, values, window_topic, lo, kf, boost
             rel = cand[j] - lo
             ok = (rel >= 0) & (rel < size)
             rc = rel if ok else 0
-            f = np.float64(profiles[i, window_topic[rc]] * kf)
+            f = np.float64(profiles[u, window_topic[rc]] * kf)
             if j < wi:
                 f *= boost
             if has_post_factor:
@@ -294,8 +301,9 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
     """The ``limit`` newest posts by the accounts each user follows, created at or after ``since`` of the user
     (newest first, ties by post id): the work of :func:`simulator.ranking.base.in_network`.
 
-    ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting`` flags
-    (uint8, one per account: a small array that stays in cache) the authors with posts; an author's posts are
+    ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting`` is a
+    bitset (uint64 words; 125 kB for 10^6 accounts, so it stays in cache) of the authors with posts; an author's
+    posts are
     ``by_author[group_start[a]:group_end[a]]`` in creation order with their ``created`` times. Returns
     (posts, times, counts): EMPTY/-inf padded (len(users), limit) matrices and each row's number of posts."""
     n = users.size
@@ -305,14 +313,16 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
     for i in range(n):
         if i + 2 * PREFETCH_AHEAD < n:
             prefetch(indptr, users[i + 2 * PREFETCH_AHEAD])
-        if i + PREFETCH_AHEAD < n:
-            prefetch(indices, indptr[users[i + PREFETCH_AHEAD]])
+        if i + PREFETCH_AHEAD < n:   # the follow row's first two cache lines (30 follows on average)
+            row_start = indptr[users[i + PREFETCH_AHEAD]]
+            prefetch(indices, row_start)
+            prefetch(indices, row_start + 16)
         u = users[i]
         t_min = since[i]
         m = 0
         for e in range(indptr[u], indptr[u + 1]):
             a = indices[e]
-            if posting[a] == 0:
+            if not (posting[a >> 6] >> np.uint64(a & 63)) & np.uint64(1):
                 continue
             j = group_end[a] - 1
             lo = group_start[a]
@@ -604,12 +614,12 @@ _f32, _f64, _i16, _i32, _i64 = types.float32, types.float64, types.int16, types.
 #: The argument types of each kernel's calls in the simulator (tests/test_kernels.py checks that a world's run adds
 #: none): :func:`load` prepares exactly these.
 HOT_PATH_SIGNATURES = {
-    sample_by_interest: [(_array(_f32, 2), _array(_i16, 2), _array(_f32), _array(_f32), _array(_f64), _f32,
+    sample_by_interest: [(_array(_i64), _array(_f32, 2), _array(_i16, 2), _array(_f32), _array(_f32), _array(_f64), _f32,
                           _array(_f64), _array(_f64), _array(_f64), _array(_i64), _f64, _array(_i32), _i64)],
-    assemble_feeds: [(_array(_f32, 2), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
+    assemble_feeds: [(_array(_i64), _array(_f32, 2, readonly=True), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
                       _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
-                       _array(types.uint8), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
+                       _array(types.uint64), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],

@@ -226,7 +226,7 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     size = scores.values.size
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     posts, routes, tied = kernels.assemble_feeds(
-        profiles.take(users.astype(np.intp, copy=False), axis=0), _c_int32(inn), _c_int32(oon), _c_int32(test),
+        users.astype(np.intp, copy=False), profiles, _c_int32(inn), _c_int32(oon), _c_int32(test),
         scores.values, view.post_topic[scores.lo: scores.lo + size], scores.lo, np.float32(view.topics),
         float(boost), factor, post_factor is not None, keep, feed_size)
     redo = np.flatnonzero(tied)
@@ -299,10 +299,11 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     by_author = recent[order].astype(POST_ID)
     author_sorted = authors[order]
     last = np.flatnonzero(np.append(author_sorted[1:] != author_sorted[:-1], True))
-    posting = np.zeros(view.n_accounts, dtype=np.uint8)
+    posting = np.zeros((view.n_accounts + 63) // 64, dtype=np.uint64)   # a bit per account with recent posts
+    posters = author_sorted[last].astype(np.uint64)
+    np.bitwise_or.at(posting, posters >> np.uint64(6), np.uint64(1) << (posters & np.uint64(63)))
     group_start = np.zeros(view.n_accounts, dtype=np.int32)
     group_end = np.zeros(view.n_accounts, dtype=np.int32)
-    posting[author_sorted[last]] = 1
     group_start[author_sorted[last]] = np.append(0, last[:-1] + 1)
     group_end[author_sorted[last]] = last + 1
     follows = view.follows
@@ -384,8 +385,7 @@ class InterestSampler:
         start = np.concatenate([np.where(themed, t_start[:k], 0.0), np.zeros(k)])
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
         guide, scale = kernels.guide_table(cum)
-        who = users.astype(np.intp, copy=False)
-        return kernels.sample_by_interest(prob.take(who, axis=0), alias.take(who, axis=0), alias_u, explore_u,
+        return kernels.sample_by_interest(users.astype(np.intp, copy=False), prob, alias, alias_u, explore_u,
                                           segment_u, np.float32(self.explore), width, start, cum, guide, scale,
                                           pool.astype(POST_ID), draws)
 
