@@ -370,7 +370,8 @@ def count_plays(account, post, types, served, route_of_account, views, served_vi
     nt = engagements.shape[1]
     nr = engagement_by_route.shape[1]
     by_route = np.zeros((span, nr), dtype=np.int64)
-    follow_bit = 1 << (nt - 1)
+    follow_bit = 1 << (nt - 1)   # follow is the last engagement type (content.FOLLOW)
+    follows = np.empty(n, dtype=np.int64)
     n_eng = 0
     n_follow = 0
     for e in range(n):
@@ -388,18 +389,13 @@ def count_plays(account, post, types, served, route_of_account, views, served_vi
                 by_route[p - lo, r] += 1
                 n_eng += 1
         if t & follow_bit:
+            follows[n_follow] = e
             n_follow += 1
-    follows = np.empty(n_follow, dtype=np.int64)
-    f = 0
-    for e in range(n):
-        if types[e] & follow_bit:
-            follows[f] = e
-            f += 1
     for q in range(span):
         for r in range(nr):
             if by_route[q, r]:
                 engagement_by_route[lo + q, r] += np.float32(by_route[q, r])
-    return n_eng, follows
+    return n_eng, follows[:n_follow].copy()
 
 
 @njit(**_JIT)
@@ -453,17 +449,32 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
 
 
 @njit(**_JIT)
+def mix64(x):
+    """SplitMix64's finaliser: a fixed, well-mixed 64-bit hash of an integer (no random stream used)."""
+    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(**_JIT)
+def mix64_each(x):
+    """:func:`mix64` of each element of an int64 array (uint64 results)."""
+    out = np.empty(x.size, dtype=np.uint64)
+    for i in range(x.size):
+        out[i] = mix64(x[i])
+    return out
+
+
+@njit(**_JIT)
 def co_engagement_order_keys(acc, post, t, n_accounts):
     """One int64 key per event that orders events by post, time to 1/8 minute, then a fixed hash of (account,
     post): ``post << 36 | eighths << 13 | hash & 0x1FFF`` (post < 2^27, eighths capped at 2^23 - 1), the hash being
-    SplitMix64's finaliser of ``post · n_accounts + account`` (:func:`simulator.mitigations.coordination.mix64`)."""
+    :func:`mix64` of ``post · n_accounts + account``."""
     n = acc.size
     out = np.empty(n, dtype=np.int64)
     for e in range(n):
-        z = np.uint64(post[e] * n_accounts + acc[e]) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
+        z = mix64(post[e] * n_accounts + acc[e])
         tq = np.int64(np.floor(t[e] * 8.0))
         if tq > (1 << 23) - 1:
             tq = (1 << 23) - 1
@@ -621,6 +632,7 @@ HOT_PATH_SIGNATURES = {
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint64), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    mix64_each: [(_array(_i64),)],
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),

@@ -47,14 +47,6 @@ class CoEngagementLog:
         return acc[ok], post[ok], t[ok]
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser: a fixed, well-mixed 64-bit hash of each integer (no random stream used)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_accounts: int, pair_window: float,
                         neighbours: int, min_shared_posts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linked account pairs (a < b) and the number of distinct posts each pair co-engaged within ``pair_window``.
@@ -77,7 +69,8 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
-        tie = (mix64(post * np.int64(n_accounts) + acc) & np.uint64(0x1FFF)).astype(np.int64)
+        tie = (kernels.mix64_each(post.astype(np.int64) * np.int64(n_accounts) + acc.astype(np.int64))
+               & np.uint64(0x1FFF)).astype(np.int64)
         order = np.lexsort((tie, tq, post))
         acc, post, t = acc[order], post[order], tq[order]
     # The first event of each (account, post), each paired with its next `neighbours` on the post within the

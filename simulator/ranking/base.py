@@ -28,9 +28,6 @@ from .. import kernels
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
 POST_ID = np.int32
-#: Rankers work on blocks of this many users (their candidate matrices): larger blocks mean fewer NumPy calls,
-#: smaller ones temporaries that stay in the CPU caches whatever the world's size.
-ROW_BLOCK = 8192
 
 
 class Route(IntEnum):
@@ -210,23 +207,12 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     ``post_factor``); the ``keep`` best follow the user's ``test`` posts (DISCOVERY, may be zero columns); a post
     already shown as a test post is not repeated, EMPTY slots go last and ``feed_size`` slots are kept. The work is
     one compiled pass per feed (:func:`kernels.assemble_feeds`); :func:`rank_candidate_rows` is its NumPy
-    definition, used for the rows where :func:`top_k` breaks an exact tie and for profiles the kernel does not take.
+    definition, used for the rows where :func:`top_k` breaks an exact tie.
     """
-    profiles = view.interest_estimate
-    if not (profiles.dtype == np.float32 and profiles.ndim == 2 and profiles.shape[1] == view.topics):
-        posts = np.full((users.size, feed_size), EMPTY, dtype=POST_ID)
-        routes = np.zeros((users.size, feed_size), dtype=np.int8)
-        for a in range(0, users.size, ROW_BLOCK):
-            rows = slice(a, a + ROW_BLOCK)
-            p, r = rank_candidate_rows(view, users[rows], inn[rows], oon[rows], test[rows], scores, boost, keep,
-                                       feed_size, post_factor)
-            posts[rows, :p.shape[1]] = p
-            routes[rows, :r.shape[1]] = r
-        return posts, routes
     size = scores.values.size
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     posts, routes, tied = kernels.assemble_feeds(
-        users.astype(np.intp, copy=False), profiles, _c_int32(inn), _c_int32(oon), _c_int32(test),
+        users.astype(np.intp, copy=False), view.interest_estimate, _c_int32(inn), _c_int32(oon), _c_int32(test),
         scores.values, view.post_topic[scores.lo: scores.lo + size], scores.lo, np.float32(view.topics),
         float(boost), factor, post_factor is not None, keep, feed_size)
     redo = np.flatnonzero(tied)
