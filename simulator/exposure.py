@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .content import N_ROUTES
 from .population import ROUTE_OF_KIND, Kind
 from .ranking.base import Route
@@ -26,21 +27,24 @@ class ExposureLedger:
         self.candidate_impressions = np.zeros(n_candidates, dtype=np.int64)
         self.impressions_o = 0
 
-    def record(self, users: np.ndarray, posts: np.ndarray, routes: np.ndarray, table, kind: np.ndarray) -> None:
-        """One step's impressions: ``users``, ``posts`` and ``routes`` are aligned flat arrays."""
-        o = np.flatnonzero(self.in_o.take(users))   # the impressions served to O
-        posts_o = posts.take(o)
-        self.impressions_o += posts_o.size
-        table.count("impressions_o", posts_o)
-        cand = table.candidate.take(posts_o)
-        political = cand >= 0
-        self.candidate_impressions += np.bincount(cand[political], minlength=self.candidate_impressions.size)
-        t = o.take(np.flatnonzero(cand == self.target))   # ... of the target's posts
-        if t.size == 0:
-            return
-        self.target_impressions += t.size
-        self.reached[users.take(t)] = True
-        self.route_impressions += credit_routes(posts.take(t), routes.take(t), table, kind).sum(axis=0)
+    def record(self, users: np.ndarray, posts: np.ndarray, routes: np.ndarray, table,
+               route_of_account: np.ndarray) -> None:
+        """One step's impressions: ``users``, ``posts`` and ``routes`` are aligned flat arrays; ``route_of_account``
+        is the attribution route of each account's true kind (``ROUTE_OF_KIND[kind]``).
+
+        The impressions served to O are counted per post (``table.impressions_o``) and per candidate; those of the
+        target's posts add to the target's impressions, mark their users reached, and add their attribution
+        (:func:`credit_routes`, one row per impression, rows summed in impression order) to ``route_impressions``.
+        One compiled pass (:func:`simulator.kernels.record_impressions`).
+        """
+        n_o, n_target = kernels.record_impressions(
+            np.ascontiguousarray(users, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
+            np.ascontiguousarray(routes, dtype=np.int8), self.in_o, table.candidate, self.target, table.author,
+            np.ascontiguousarray(route_of_account, dtype=np.int8), table.has_credit, table.credit,
+            table.engagement_by_route, table.impressions_o, self.reached, self.candidate_impressions,
+            self.route_impressions)
+        self.impressions_o += n_o
+        self.target_impressions += n_target
 
     def author_impressions(self, table, n_accounts: int) -> np.ndarray:
         """Impressions served to O per author account."""

@@ -46,14 +46,21 @@ def prefetch(typingctx, array, index):
 
 
 @intrinsic
-def prefetch_row(typingctx, array, row):
-    """:func:`prefetch` of ``array[row, 0]`` (a 2-D array)."""
+def prefetch_cell(typingctx, array, row, col):
+    """:func:`prefetch` of ``array[row, col]`` (a 2-D array)."""
     def codegen(context, builder, signature, args):
-        zero = context.get_constant(types.intp, 0)
         sig = types.void(signature.args[0], types.intp, types.intp)
-        return _prefetch_codegen(context, builder, sig, [args[0], args[1], zero])
+        return _prefetch_codegen(context, builder, sig, list(args))
 
-    return types.void(array, row), codegen
+    return types.void(array, row, col), codegen
+
+
+@njit(inline="always")
+def prefetch_row(array, row):
+    """:func:`prefetch` of the first and the last cell of ``array[row]`` (a 2-D C-ordered array): a row of 64 bytes
+    or less spans at most these two cache lines (rows start anywhere in a line)."""
+    prefetch_cell(array, row, 0)
+    prefetch_cell(array, row, array.shape[1] - 1)
 
 
 #: Users ahead of the current one whose follow rows are prefetched (their row pointers twice as far ahead).
@@ -95,6 +102,67 @@ def sample_by_interest(users, prob, alias, alias_u, explore_u, segment_u, explor
             x += start[t]
             out[i, d] = pool[guided_search(cum, guide, scale, x)]
     return out
+
+
+@njit(**_JIT)
+def interest_pool(pool, weights, post_topic, k):
+    """The pool of :meth:`InterestSampler.draw` in one pass: the posts of positive weight grouped by topic (a
+    stable counting sort), their cumulative weights, each topic's segment of them, and the guide table.
+
+    Returns (posts int32, cum, width, start, guide, scale): ``width``/``start`` have ``2 k`` entries, topic ``t``'s
+    segment (or the whole pool when the topic has no weight) then, at ``k + t``, the whole pool (an exploring draw);
+    ``guide`` and ``scale`` are :func:`guide_table` of ``cum``. Sums run in NumPy's order: ``cumsum`` and weighted
+    ``bincount`` add sequentially, so the values are those of the NumPy steps in ``draw``'s docstring."""
+    counts = np.zeros(k, dtype=np.int64)
+    m = 0
+    for i in range(pool.size):
+        if weights[i] > 0:
+            counts[post_topic[pool[i]]] += 1
+            m += 1
+    at = np.empty(k, dtype=np.int64)
+    acc_n = 0
+    for t in range(k):
+        at[t] = acc_n
+        acc_n += counts[t]
+    posts = np.empty(m, dtype=np.int32)
+    sorted_w = np.empty(m, dtype=np.float64)
+    for i in range(pool.size):
+        if weights[i] > 0:
+            t = post_topic[pool[i]]
+            posts[at[t]] = pool[i]
+            sorted_w[at[t]] = weights[i]
+            at[t] += 1
+    cum = np.empty(m, dtype=np.float64)
+    t_total = np.zeros(k, dtype=np.float64)
+    acc = 0.0
+    j = 0
+    for t in range(k):
+        for _ in range(counts[t]):
+            acc += sorted_w[j]
+            cum[j] = acc
+            t_total[t] += sorted_w[j]
+            j += 1
+    width = np.empty(2 * k, dtype=np.float64)
+    start = np.zeros(2 * k, dtype=np.float64)
+    total = cum[m - 1] if m > 0 else 0.0
+    t_start = 0.0
+    for t in range(k):
+        themed = t_total[t] > 0
+        width[t] = t_total[t] if themed else total
+        start[t] = t_start if themed else 0.0
+        width[k + t] = total
+        t_start += t_total[t]
+    bins = 2 * m
+    guide = np.empty(bins, dtype=np.int64)
+    step = total / bins if bins > 0 else 0.0
+    j = 0
+    for b in range(bins):
+        edge = np.float64(b) * step
+        while j < m and cum[j] <= edge:
+            j += 1
+        guide[b] = j
+    scale = bins / total if bins > 0 else 0.0
+    return posts, cum, width, start, guide, scale
 
 
 @njit(**_JIT)
@@ -254,7 +322,6 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
             seen_row[h] = i
             seen_post[h] = p
             neg = 0.0 - sc                   # +0.0 for either zero
-
             fbuf[0] = neg
             bits = ibuf[0]
             bits ^= (bits >> 63) & 0x7FFFFFFFFFFFFFFF
@@ -297,15 +364,40 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
 
 
 @njit(**_JIT)
-def newest_followed(indptr, indices, users, since, posting, group_start, group_end, by_author, created, limit):
+def author_groups(keys, recent, post_created, n_accounts):
+    """The recent posts grouped by author for :func:`newest_followed`, from ``keys`` = ``author << 32 | i`` sorted
+    (``i`` indexes ``recent``, so each author's posts stay in creation order). Returns (``by_author``: the post ids
+    in that order, int32; their creation times; ``bounds``: row ``a`` holds the start and end of author ``a``'s group,
+    set only for authors with posts; ``posting``: a bitset of those authors, uint64 words)."""
+    m = keys.size
+    by_author = np.empty(m, dtype=np.int32)
+    created = np.empty(m, dtype=np.float64)
+    bounds = np.empty((n_accounts, 2), dtype=np.int32)   # read only where ``posting`` has the author's bit
+    posting = np.zeros((n_accounts + 63) // 64, dtype=np.uint64)
+    prev = -1
+    for q in range(m):
+        a = keys[q] >> 32
+        p = recent[keys[q] & 0xFFFFFFFF]
+        by_author[q] = p
+        created[q] = post_created[p]
+        if a != prev:
+            bounds[a, 0] = q
+            posting[a >> 6] |= np.uint64(1) << np.uint64(a & 63)
+            prev = a
+        bounds[a, 1] = q + 1
+    return by_author, created, bounds, posting
+
+
+@njit(**_JIT)
+def newest_followed(indptr, indices, users, since, posting, bounds, by_author, created, limit):
     """The ``limit`` newest posts by the accounts each user follows, created at or after ``since`` of the user
     (newest first, ties by post id): the work of :func:`simulator.ranking.base.in_network`.
 
     ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting`` is a
     bitset (uint64 words; 125 kB for 10^6 accounts, so it stays in cache) of the authors with posts; an author's
-    posts are
-    ``by_author[group_start[a]:group_end[a]]`` in creation order with their ``created`` times. Returns
-    (posts, times, counts): EMPTY/-inf padded (len(users), limit) matrices and each row's number of posts."""
+    posts are ``by_author[bounds[a, 0]:bounds[a, 1]]`` in creation order with their ``created`` times (see
+    :func:`author_groups`). Returns (posts, times, counts): EMPTY/-inf padded (len(users), limit) matrices and each
+    row's number of posts."""
     n = users.size
     posts = np.full((n, limit), EMPTY, dtype=np.int32)
     times = np.full((n, limit), -np.inf)
@@ -313,10 +405,11 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
     for i in range(n):
         if i + 2 * PREFETCH_AHEAD < n:
             prefetch(indptr, users[i + 2 * PREFETCH_AHEAD])
-        if i + PREFETCH_AHEAD < n:   # the follow row's first two cache lines (30 follows on average)
+        if i + PREFETCH_AHEAD < n:   # the follow row's first three cache lines (30 follows on average)
             row_start = indptr[users[i + PREFETCH_AHEAD]]
             prefetch(indices, row_start)
             prefetch(indices, row_start + 16)
+            prefetch(indices, row_start + 32)
         u = users[i]
         t_min = since[i]
         m = 0
@@ -324,8 +417,8 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
             a = indices[e]
             if not (posting[a >> 6] >> np.uint64(a & 63)) & np.uint64(1):
                 continue
-            j = group_end[a] - 1
-            lo = group_start[a]
+            j = bounds[a, 1] - 1
+            lo = bounds[a, 0]
             # The author's posts, newest first, while they are new to the user and can still enter the feed.
             while j >= lo:
                 c = created[j]
@@ -352,6 +445,252 @@ def newest_followed(indptr, indices, users, since, posting, group_start, group_e
                 j -= 1
         counts[i] = m
     return posts, times, counts
+
+
+@njit(**_JIT)
+def csr_union(indptr_a, indices_a, indptr_b, indices_b):
+    """The union of two graphs held as canonical CSR arrays (each row's columns sorted, none repeated), as canonical
+    CSR arrays (indptr, indices; int32): each row's two sorted column lists merged, a column in both kept once."""
+    n = indptr_a.size - 1
+    indptr = np.empty(n + 1, dtype=np.int32)
+    indices = np.empty(indices_a.size + indices_b.size, dtype=np.int32)
+    m = 0
+    indptr[0] = 0
+    for r in range(n):
+        i, i_end = indptr_a[r], indptr_a[r + 1]
+        j, j_end = indptr_b[r], indptr_b[r + 1]
+        while i < i_end and j < j_end:
+            a, b = indices_a[i], indices_b[j]
+            if a <= b:
+                indices[m] = a
+                i += 1
+                j += a == b
+            else:
+                indices[m] = b
+                j += 1
+            m += 1
+        while i < i_end:
+            indices[m] = indices_a[i]
+            i += 1
+            m += 1
+        while j < j_end:
+            indices[m] = indices_b[j]
+            j += 1
+            m += 1
+        indptr[r + 1] = m
+    return indptr, indices[:m].copy()
+
+
+@njit(**_JIT)
+def record_impressions(users, posts, routes, in_o, post_candidate, target, post_author, route_of_account,
+                       has_credit, credit, engagement_by_route, impressions_o, reached, candidate_impressions,
+                       route_impressions):
+    """One step's impressions in the exposure ledger, in place: the work of
+    :meth:`simulator.exposure.ExposureLedger.record` (whose docstring gives the definition). Counts the impressions
+    served to the audience O per post (``impressions_o``) and per candidate, marks the users reached by the target's
+    posts and adds each target impression's attribution (:func:`simulator.exposure.credit_routes`: one row summing
+    to 1, rows added in impression order) to ``route_impressions``. Returns (impressions to O, of them the target's).
+    """
+    nr = route_impressions.size
+    acc = np.zeros(nr)
+    shares = np.empty(nr)
+    n_o = 0
+    n_target = 0
+    for i in range(posts.size):
+        u = users[i]
+        if not in_o[u]:
+            continue
+        p = posts[i]
+        n_o += 1
+        impressions_o[p] += 1
+        c = post_candidate[p]
+        if c < 0:
+            continue
+        candidate_impressions[c] += 1
+        if c != target:
+            continue
+        n_target += 1
+        reached[u] = True
+        total = 0.0
+        if routes[i] == ENGAGEMENT:
+            for r in range(nr):
+                shares[r] = np.float64(credit[p, r] if has_credit[p] else engagement_by_route[p, r])
+                total += shares[r]
+        if total > 0:
+            for r in range(nr):
+                acc[r] += shares[r] / total
+        else:   # the author's own route (and an engagement route with no engagement on record)
+            own = route_of_account[post_author[p]]
+            for r in range(nr):
+                acc[r] += 1.0 if r == own else 0.0
+    for r in range(nr):
+        route_impressions[r] += acc[r]
+    return n_o, n_target
+
+
+@njit(**_JIT)
+def _pairwise_block(a, lo, n):
+    """NumPy's sum of at most 128 values: eight interleaved partial sums (fewer than 8 values: in order)."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += np.float64(a[i])
+        return res
+    r0, r1, r2, r3 = np.float64(a[lo]), np.float64(a[lo + 1]), np.float64(a[lo + 2]), np.float64(a[lo + 3])
+    r4, r5, r6, r7 = np.float64(a[lo + 4]), np.float64(a[lo + 5]), np.float64(a[lo + 6]), np.float64(a[lo + 7])
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += np.float64(a[lo + i])
+        i += 1
+    return res
+
+
+@njit(**_JIT)
+def pairwise_sum(a, lo, n):
+    """``a[lo:lo + n]`` summed as float64 exactly as NumPy sums a contiguous float64 array (``numpy.add.reduce``'s
+    pairwise summation): blocks of up to 128 values (:func:`_pairwise_block`), a longer run split in two at a
+    multiple of 8 below its middle and the halves' sums added. The recursion runs on an explicit stack (Numba's
+    on-disk cache does not keep recursive functions)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    seg_lo = np.empty(64, dtype=np.int64)
+    seg_n = np.empty(64, dtype=np.int64)
+    left = np.empty(64, dtype=np.float64)
+    has_left = np.zeros(64, dtype=np.bool_)
+    depth = 0
+    seg_lo[0] = lo
+    seg_n[0] = n
+    while True:
+        while seg_n[depth] > 128:   # down the left halves to a block
+            half = seg_n[depth] // 2
+            half -= half % 8
+            seg_lo[depth + 1] = seg_lo[depth]
+            seg_n[depth + 1] = half
+            has_left[depth + 1] = False
+            depth += 1
+        v = _pairwise_block(a, seg_lo[depth], seg_n[depth])
+        while True:   # up: a left half's sum waits for its right half; a right half's completes its parent
+            if depth == 0:
+                return v
+            parent = depth - 1
+            if not has_left[parent]:
+                left[parent] = v
+                has_left[parent] = True
+                half = seg_n[parent] // 2
+                half -= half % 8
+                seg_lo[depth] = seg_lo[parent] + half
+                seg_n[depth] = seg_n[parent] - half
+                has_left[depth] = False
+                break
+            v = left[parent] + v
+            depth = parent
+
+
+@njit(**_JIT)
+def post_scores(views, engagements, weights, prior_views, default_rates):
+    """The window values of :class:`simulator.ranking.base.PostScores`: Σ_e w_e · (engagements_e + prior_views ·
+    mean_e) / (views + prior_views), mean_e = the window's engagements_e ÷ its views (``default_rates`` until it
+    holds 100 views), in the order and float64 arithmetic of its NumPy definition (``_reference_post_scores`` in
+    tests/test_kernels.py): the window's views summed as NumPy sums, each type's engagements added in row order."""
+    m = views.size
+    nt = engagements.shape[1]
+    total = 0.0 + pairwise_sum(views, 0, m)
+    prior = np.empty(nt)
+    if total >= 100:
+        column = np.zeros(nt)
+        for i in range(m):
+            for j in range(nt):
+                column[j] += np.float64(engagements[i, j])
+        for j in range(nt):
+            prior[j] = prior_views * (column[j] / total)
+    else:
+        for j in range(nt):
+            prior[j] = prior_views * default_rates[j]
+    out = np.empty(m)
+    for i in range(m):
+        acc = (np.float64(engagements[i, 0]) + prior[0]) * weights[0]
+        for j in range(1, nt):
+            acc += (np.float64(engagements[i, j]) + prior[j]) * weights[j]
+        out[i] = acc / (np.float64(views[i]) + prior_views)
+    return out
+
+
+@njit(**_JIT)
+def cap_by_quota(draws, quota, served):
+    """A copy of the (users, slots) draw matrix with EMPTY in every draw of a post beyond the impressions its batch
+    still needs, ``ceil(quota - served)``, counting the post's draws in row-major order (the work of
+    ``_reference_cap_by_quota`` in tests/test_kernels.py)."""
+    out = draws.copy()
+    n, k = draws.shape
+    lo = np.iinfo(np.int64).max
+    hi = -1
+    for i in range(n):
+        for j in range(k):
+            p = draws[i, j]
+            if p != EMPTY:
+                lo = min(lo, p)
+                hi = max(hi, p)
+    if hi < 0:
+        return out
+    drawn = np.zeros(hi - lo + 1, dtype=np.int64)
+    for i in range(n):
+        for j in range(k):
+            p = draws[i, j]
+            if p == EMPTY:
+                continue
+            if np.float64(drawn[p - lo]) >= np.ceil(quota[p] - served[p]):
+                out[i, j] = EMPTY
+            drawn[p - lo] += 1
+    return out
+
+
+@njit(**_JIT)
+def count_out_of_network(posts, routes, served, followed):
+    """``served[p] += 1`` for each feed slot showing post ``p`` by a route other than ``followed`` (float64 counts of
+    whole numbers, added one by one: the sums NumPy's per-post counts give)."""
+    n, k = posts.shape
+    for i in range(n):
+        for j in range(k):
+            p = posts[i, j]
+            if p != EMPTY and routes[i, j] != followed:
+                served[p] += 1.0
+
+
+@njit(**_JIT)
+def flatten_feeds(users, posts, routes, session_time):
+    """The impressions of a step's feeds as aligned flat arrays, in row-major order of the feed matrices (EMPTY slots
+    skipped): (user int64, post int64, route int8, time float64: the session's)."""
+    n, k = posts.shape
+    m = 0
+    for i in range(n):
+        for j in range(k):
+            m += posts[i, j] != EMPTY
+    imp_users = np.empty(m, dtype=np.int64)
+    imp_posts = np.empty(m, dtype=np.int64)
+    imp_routes = np.empty(m, dtype=np.int8)
+    imp_times = np.empty(m, dtype=np.float64)
+    q = 0
+    for i in range(n):
+        for j in range(k):
+            p = posts[i, j]
+            if p != EMPTY:
+                imp_users[q] = users[i]
+                imp_posts[q] = p
+                imp_routes[q] = routes[i, j]
+                imp_times[q] = session_time[i]
+                q += 1
+    return imp_users, imp_posts, imp_routes, imp_times
 
 
 @njit(**_JIT)
@@ -399,6 +738,30 @@ def count_plays(account, post, types, served, route_of_account, views, served_vi
 
 
 @njit(**_JIT)
+def post_slots(post):
+    """Compact slots for the posts of a batch of events, numbered in order of first appearance: (the slot of each
+    event, the post of each slot). A step's events touch a few of the recent posts: per-slot sums then fit in cache
+    where per-post arrays over the span of ids would not."""
+    n = post.size
+    lo = post.min()
+    span = post.max() - lo + 1
+    slot_of = np.full(span, -1, dtype=np.int32)
+    slot = np.empty(n, dtype=np.int32)
+    posts = np.empty(n, dtype=np.int64)
+    m = 0
+    for e in range(n):
+        q = post[e] - lo
+        s = slot_of[q]
+        if s < 0:
+            s = m
+            slot_of[q] = m
+            posts[m] = post[e]
+            m += 1
+        slot[e] = s
+    return slot, posts[:m]
+
+
+@njit(**_JIT)
 def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
                   trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
                   trusted_served_engagements):
@@ -410,17 +773,17 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
     n = post.size
     if n == 0:
         return
-    lo = post.min()
-    span = post.max() - lo + 1
+    slot, posts = post_slots(post)
+    m = posts.size
     nt = trusted_engagements.shape[1]
-    v_all = np.zeros(span)
-    v_early = np.zeros(span)
-    e_all = np.zeros((span, nt))
-    e_early = np.zeros((span, nt))
-    e_served = np.zeros((span, nt))
+    v_all = np.zeros(m)
+    v_early = np.zeros(m)
+    e_all = np.zeros((m, nt))
+    e_early = np.zeros((m, nt))
+    e_served = np.zeros((m, nt))
     any_engagement = False
     for e in range(n):
-        q = post[e] - lo
+        q = slot[e]
         w = 1.0 if unit else weights[e]
         early = time[e] - created[post[e]] < early_minutes
         v_all[q] += w
@@ -437,8 +800,8 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
                     e_early[q, b] += w
                 if served[e]:
                     e_served[q, b] += w
-    for q in range(span):
-        p = lo + q
+    for q in range(m):
+        p = posts[q]
         trusted_views[p] += np.float32(v_all[q])
         trusted_first_hour_views[p] += np.float32(v_early[q])
         if any_engagement:
@@ -592,6 +955,8 @@ def engagement_types(users, posts, match, has_match, interests, inv_top_interest
             w = users[i + ahead]
             prefetch_row(interests, w)
             prefetch_row(support, w)
+            prefetch(inv_top_interest, w)
+            prefetch(is_recruit, w)
         u = users[i]
         p = posts[i]
         if has_match:
@@ -629,9 +994,20 @@ HOT_PATH_SIGNATURES = {
                           _array(_f64), _array(_f64), _array(_f64), _array(_i64), _f64, _array(_i32), _i64)],
     assemble_feeds: [(_array(_i64), _array(_f32, 2, readonly=True), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
                       _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
+    csr_union: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i32, readonly=True),
+                 _array(_i32, readonly=True))],
+    record_impressions: [(_array(_i64), _array(_i64), _array(types.int8), _array(types.boolean), _array(types.int8),
+                          _i64, _array(_i32), _array(types.int8), _array(types.boolean), _array(_f32, 2),
+                          _array(_f32, 2), _array(_i32), _array(types.boolean), _array(_i64), _array(_f64))],
+    post_scores: [(_array(_f32, readonly=True), _array(_f32, 2, readonly=True), _array(_f64), _f64, _array(_f64))],
+    cap_by_quota: [(_array(_i32, 2), _array(_f64), _array(_f64))],
+    count_out_of_network: [(_array(_i32, 2), _array(types.int8, 2), _array(_f64), _i64)],
+    flatten_feeds: [(_array(_i64), _array(_i64, 2), _array(types.int8, 2), _array(_f64))],
+    author_groups: [(_array(_i64), _array(_i64), _array(_f64, readonly=True), _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
-                       _array(types.uint64), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
+                       _array(types.uint64), _array(_i32, 2), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
+    interest_pool: [(_array(_i64), _array(_f64), _array(_i16, readonly=True), _i64)],
     mix64_each: [(_array(_i64),)],
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],

@@ -117,15 +117,13 @@ class AuditWorld(mesa.Model):
         feeds = self.platform.serve(users)
         note_graduations(table, feeds.graduated, pop.kind)
         self.audience.last_session[users] = t0
-        shown = feeds.posts != -1
-        imp_users = np.broadcast_to(users[:, None], feeds.posts.shape)[shown]
         # When in the step each session happens (its own stream: the other streams draw as they would without it).
         session_time = t0 + self.streams.session_time.random(users.size) * self.step_minutes
-        imp_times = np.broadcast_to(session_time[:, None], feeds.posts.shape)[shown]
-        imp_posts = feeds.posts[shown]
-        imp_routes = feeds.routes[shown]
+        # The impressions: every shown slot, in row-major order of the feeds.
+        imp_users, imp_posts, imp_routes, imp_times = kernels.flatten_feeds(
+            users.astype(np.int64, copy=False), feeds.posts, feeds.routes, session_time)
         # 3. Impressions and engagement.
-        self.ledger.record(imp_users, imp_posts, imp_routes, table, pop.kind)
+        self.ledger.record(imp_users, imp_posts, imp_routes, table, self.route_of_account)
         self.impressions_served += imp_posts.size
         recruits_active = self.campaign_enabled and t0 >= s.campaign.recruits.recruit_day * 1440.0
         served_types = self.audience.respond(imp_users, imp_posts, table, self.target, recruits_active)

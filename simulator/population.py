@@ -13,6 +13,7 @@ from enum import IntEnum
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
 from .config import Scenario
 
 HOURS_PER_DAY = 24.0
@@ -81,12 +82,17 @@ class FollowGraph:
         n = self.matrix.shape[0]
         added = _edges_to_csr(n, np.concatenate(self._pending_rows), np.concatenate(self._pending_cols))
         self._pending_rows, self._pending_cols = [], []
-        # Only the new edges are sorted; the sum of two canonical CSR matrices is canonical (an edge present in
-        # both has data 2, reset to 1 below).
-        merged = (self.matrix + added).tocsr()
-        merged.sum_duplicates()
-        merged.sort_indices()
-        merged.data[:] = 1
+        if before + added.nnz < 2**31:
+            # Both are canonical (sorted rows, no repeated edge): one compiled merge of their rows gives the union.
+            indptr, indices = kernels.csr_union(*_csr_int32(self.matrix), *_csr_int32(added))
+            merged = sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(n, n))
+            merged.has_sorted_indices = True
+            merged.has_canonical_format = True
+        else:   # beyond int32 row pointers: SciPy's sum (an edge in both has data 2, reset to 1 below)
+            merged = (self.matrix + added).tocsr()
+            merged.sum_duplicates()
+            merged.sort_indices()
+            merged.data[:] = 1
         self.matrix = _read_only_csr(merged)
         return self.matrix.nnz - before
 
@@ -101,6 +107,18 @@ def _edges_to_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
     m.data[:] = 1
     m.sort_indices()
     return _read_only_csr(m)
+
+
+def _csr_int32(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of ``m`` as int32 arrays (SciPy's own choice below 2^31 edges), read-only."""
+    out = []
+    for a in (m.indptr, m.indices):
+        a = a.astype(np.int32, copy=False)
+        if a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False
+        out.append(a)
+    return out[0], out[1]
 
 
 def _read_only_csr(m: sp.csr_matrix) -> sp.csr_matrix:

@@ -51,7 +51,7 @@ def engage(table, post, **by_route):
 
 
 def credit(table, posts, routes):
-    return credit_routes(np.asarray(posts, dtype=np.int64), np.asarray(routes, dtype=np.int8), table, KIND)
+    return credit_routes(np.asarray(posts, dtype=np.int64), np.asarray(routes, dtype=np.int8), table, ROUTE_OF_KIND[KIND])
 
 
 def test_route_of_kind_mapping():
@@ -205,7 +205,7 @@ def test_ledger_counts_only_the_organic_audience():
     posts = np.array([0, 2, 1, 0, 1, 0, 3, 2])
     routes = np.array([Route.ENGAGEMENT, Route.FOLLOWED, Route.FOLLOWED, Route.ENGAGEMENT, Route.FOLLOWED,
                        Route.DISCOVERY, Route.DISCOVERY, Route.DISCOVERY], dtype=np.int8)
-    ledger.record(users, posts, routes, table, KIND)
+    ledger.record(users, posts, routes, table, ROUTE_OF_KIND[KIND])
     assert ledger.impressions_o == 5                      # users 0, 0, 1, 3, 5
     assert ledger.target_impressions == 2                 # (0, post 0), (1, post 1)
     assert ledger.reach == 2
@@ -218,7 +218,7 @@ def test_ledger_counts_only_the_organic_audience():
     posts = np.array([1, 0, 0, 0, 0, 1])
     routes = np.array([Route.FOLLOWED, Route.DISCOVERY, Route.ENGAGEMENT, Route.ENGAGEMENT, Route.ENGAGEMENT,
                        Route.FOLLOWED], dtype=np.int8)
-    ledger.record(users, posts, routes, table, KIND)
+    ledger.record(users, posts, routes, table, ROUTE_OF_KIND[KIND])
     assert ledger.target_impressions == 6
     assert ledger.reach == 3                              # users 0, 1, 5
     assert ledger.persuadable_reach == 2                  # users 1, 5
@@ -231,8 +231,8 @@ def test_ledger_counts_only_the_organic_audience():
 def test_ledger_with_no_target_impressions():
     table = make_table([A_ORGANIC, A_BOT], candidates=[1, -1])
     ledger = make_ledger()
-    ledger.record(np.array([0, 1, 2]), np.array([0, 1, 0]), np.zeros(3, np.int8), table, KIND)
-    ledger.record(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8), table, KIND)
+    ledger.record(np.array([0, 1, 2]), np.array([0, 1, 0]), np.zeros(3, np.int8), table, ROUTE_OF_KIND[KIND])
+    ledger.record(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8), table, ROUTE_OF_KIND[KIND])
     assert ledger.target_impressions == 0 and ledger.reach == 0
     assert ledger.route_impressions.sum() == 0
     assert ledger.impressions_o == 2
@@ -251,7 +251,7 @@ def test_ledger_invariants(impressions, engagement):
         users = np.array([u for u, _, _ in chunk], dtype=np.int64)
         posts = np.array([p for _, p, _ in chunk], dtype=np.int64)
         routes = np.array([r for _, _, r in chunk], dtype=np.int8)
-        ledger.record(users, posts, routes, table, KIND)
+        ledger.record(users, posts, routes, table, ROUTE_OF_KIND[KIND])
     in_o = [(u, p) for u, p, _ in impressions if KIND[u] == Kind.ORGANIC]
     target = [(u, p) for u, p in in_o if p != 3]
     assert ledger.impressions_o == len(in_o)

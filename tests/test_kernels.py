@@ -433,3 +433,170 @@ def test_moderation_kernel_is_the_numpy_definition(seed, n, k):
     bad |= shown & (routes == Route.ENGAGEMENT) & (view.post_held_until[safe] > now)
     got = enforce_moderation(Feeds(posts.copy(), routes), view).posts
     assert np.array_equal(got, np.where(bad, EMPTY, posts))
+
+
+# ------------------------------------------------------------------------------------------- follow merges
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), old=st.integers(0, 300), new=st.integers(0, 200))
+def test_follow_merge_is_the_union_of_edges(seed, n, old, new):
+    """FollowGraph.merge_pending (a compiled merge of sorted rows) gives SciPy's union of the two edge sets,
+    canonical and read-only, and counts the edges that were new; self-follows and repeats are dropped."""
+    from simulator.population import FollowGraph
+
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, n, old), rng.integers(0, n, old)
+    graph = FollowGraph.from_edges(n, rows, cols)
+    before = {(int(r), int(c)) for r, c in zip(rows, cols) if r != c}
+    added_rows, added_cols = rng.integers(0, n, new), rng.integers(0, n, new)
+    half = new // 2   # two batches, as a day's follows arrive step by step
+    graph.add(added_rows[:half], added_cols[:half])
+    graph.add(added_rows[half:], added_cols[half:])
+    after = before | {(int(r), int(c)) for r, c in zip(added_rows, added_cols) if r != c}
+    assert graph.merge_pending() == (len(after) - len(before) if new else 0)
+    m = graph.matrix
+    coo = m.tocoo()
+    assert {(int(r), int(c)) for r, c in zip(coo.row, coo.col)} == after
+    assert m.nnz == len(after) and set(np.unique(m.data).tolist()) <= {1}
+    assert all(np.all(np.diff(m.indices[m.indptr[r]: m.indptr[r + 1]]) > 0) for r in range(n))
+    assert m.has_canonical_format and not m.indices.flags.writeable and not m.indptr.flags.writeable
+
+
+# ------------------------------------------------------------------------------------------- exposure ledger
+
+
+def _reference_record(ledger, users, posts, routes, table, kind):
+    """ExposureLedger.record in NumPy (its definition): O's impressions counted per post and candidate; the target's
+    reach and their attribution rows (credit_routes) summed."""
+    from simulator.exposure import credit_routes
+
+    o = np.flatnonzero(ledger.in_o.take(users))
+    posts_o = posts.take(o)
+    ledger.impressions_o += posts_o.size
+    table.count("impressions_o", posts_o)
+    cand = table.candidate.take(posts_o)
+    political = cand >= 0
+    ledger.candidate_impressions += np.bincount(cand[political], minlength=ledger.candidate_impressions.size)
+    t = o.take(np.flatnonzero(cand == ledger.target))
+    if t.size == 0:
+        return
+    ledger.target_impressions += t.size
+    ledger.reached[users.take(t)] = True
+    ledger.route_impressions += credit_routes(posts.take(t), routes.take(t), table, kind).sum(axis=0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_exposure_ledger_kernel_is_the_numpy_definition(seed):
+    from simulator.content import PostTable
+    from simulator.exposure import ExposureLedger, note_graduations
+    from simulator.population import ROUTE_OF_KIND, Kind
+
+    rng = np.random.default_rng(seed)
+    n_accounts, n_audience, n_posts, n_cand = 60, 40, 50, 4
+    kind = rng.choice([Kind.ORGANIC, Kind.RECRUITED, Kind.BOT, Kind.INFLUENCER, Kind.CANDIDATE], n_accounts,
+                      p=[0.5, 0.1, 0.2, 0.1, 0.1]).astype(np.int8)
+    kind[:n_audience] = np.where(rng.random(n_audience) < 0.8, Kind.ORGANIC, Kind.RECRUITED)
+    population = SimpleNamespace(kind=kind, n_audience=n_audience,
+                                 start_support=rng.dirichlet(np.ones(n_cand + 1), n_audience))
+    tables, ledgers = [], []
+    for _ in range(2):
+        table = PostTable(capacity=64)
+        r = np.random.default_rng(seed + 100)
+        table.add(author=r.integers(0, n_accounts, n_posts), created=np.arange(n_posts, dtype=float),
+                  topic=np.zeros(n_posts, np.int16), candidate=r.integers(-1, n_cand, n_posts),
+                  quality=np.ones(n_posts))
+        table.engagement_by_route[:n_posts] = np.where(r.random((n_posts, 4)) < 0.5, 0,
+                                                       r.integers(0, 9, (n_posts, 4)))
+        note_graduations(table, np.flatnonzero(r.random(n_posts) < 0.4), kind)
+        table.engagement_by_route[:n_posts] += r.integers(0, 3, (n_posts, 4))
+        tables.append(table)
+        ledgers.append(ExposureLedger(population, n_cand, target=0))
+    for _ in range(3):   # a few steps
+        m = int(rng.integers(0, 300))
+        users, posts = rng.integers(0, n_audience, m), rng.integers(0, n_posts, m)
+        routes = rng.integers(0, 3, m).astype(np.int8)
+        ledgers[0].record(users, posts, routes, tables[0], ROUTE_OF_KIND[kind])
+        _reference_record(ledgers[1], users, posts, routes, tables[1], kind)
+    got, want = ledgers
+    assert got.impressions_o == want.impressions_o and got.target_impressions == want.target_impressions
+    assert np.array_equal(got.reached, want.reached)
+    assert np.array_equal(got.candidate_impressions, want.candidate_impressions)
+    assert got.route_impressions.tobytes() == want.route_impressions.tobytes()
+    assert np.array_equal(tables[0].impressions_o, tables[1].impressions_o)
+
+
+# ------------------------------------------------------------------------------------------------ post scores
+
+
+def _reference_post_scores(views32, eng32, weights, prior_views):
+    """PostScores' window values in NumPy (their definition)."""
+    from simulator.ranking.base import DEFAULT_RATES
+
+    views = views32.astype(np.float64)
+    eng = eng32.astype(np.float64)
+    total = views.sum()
+    mean = eng.sum(axis=0) / total if total >= 100 else DEFAULT_RATES
+    terms = (eng + prior_views * mean) * weights
+    acc = terms[:, 0].copy()
+    for j in range(1, terms.shape[1]):
+        acc += terms[:, j]
+    return acc / (views + prior_views)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([0, 1, 5, 8, 9, 127, 128, 129, 300, 1000, 9000, 20001]),
+       scale=st.sampled_from([0.01, 1.0, 50.0]))
+def test_post_score_kernel_is_the_numpy_definition(seed, m, scale):
+    """Including NumPy's pairwise summation of the window's views (short windows below the 100-view prior too)."""
+    from simulator.ranking.base import DEFAULT_RATES
+
+    rng = np.random.default_rng(seed)
+    views = (rng.exponential(scale, m) * 10.0 ** rng.integers(-2, 3, m)).astype(np.float32)
+    eng = (rng.random((m, 5)) * views[:, None] * [0.3, 0.06, 0.01, 0.008, 0.004]).astype(np.float32)
+    weights = np.array([0.5, 1.0, 2.0, 3.0, 0.0])
+    got = kernels.post_scores(views, eng, weights, 20.0, DEFAULT_RATES)
+    assert got.tobytes() == _reference_post_scores(views, eng, weights, 20.0).tobytes()
+
+
+# ----------------------------------------------------------------------------------------- test-batch quotas
+
+
+def _reference_cap_by_quota(draws, quota, served):
+    """For You's cap on test draws in NumPy (its definition): EMPTY every draw of a post beyond the impressions its
+    batch still needs, the post's draws taken in row-major order."""
+    flat = draws.ravel().copy()
+    idx = np.flatnonzero(flat != EMPTY)
+    if idx.size == 0:
+        return draws.copy()
+    key = flat[idx].astype(np.int64) << 32
+    key |= np.arange(idx.size)
+    key.sort()
+    ps = key >> 32
+    at = key & 0xFFFFFFFF
+    head = np.ones(ps.size, dtype=bool)
+    head[1:] = ps[1:] != ps[:-1]
+    first = np.maximum.accumulate(np.where(head, np.arange(ps.size), 0))
+    occurrence = np.arange(ps.size) - first
+    over = occurrence >= np.ceil(quota.take(ps) - served.take(ps))
+    flat[idx.take(at[over])] = EMPTY
+    return flat.reshape(draws.shape)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), k=st.integers(0, 4), posts=st.integers(1, 30))
+def test_quota_kernels_are_the_numpy_definition(seed, n, k, posts):
+    """cap_by_quota against its definition; count_out_of_network against a per-post count of the slots whose route
+    is not FOLLOWED."""
+    rng = np.random.default_rng(seed)
+    lo = int(rng.integers(0, 50))
+    draws = np.where(rng.random((n, k)) < 0.2, EMPTY, lo + rng.integers(0, posts, (n, k))).astype(np.int32)
+    quota = rng.choice([50.0, 200.0, 800.0], lo + posts)
+    served = quota - rng.choice([0.0, 0.5, 1.0, 2.0, 3.0, 7.5], lo + posts)
+    got = kernels.cap_by_quota(draws, quota, served)
+    assert got.dtype == draws.dtype and np.array_equal(got, _reference_cap_by_quota(draws, quota, served))
+    routes = rng.integers(0, 3, (n, k)).astype(np.int8)
+    counted = served.copy()
+    kernels.count_out_of_network(draws, routes, counted, 0)
+    shown = draws[(draws != EMPTY) & (routes != 0)]
+    assert np.array_equal(counted - served, np.bincount(shown, minlength=lo + posts).astype(float))

@@ -64,16 +64,16 @@ class FeedContractError(RuntimeError):
 
 
 def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) -> Feeds:
-    posts = np.asarray(feeds.posts, dtype=np.int64)
+    posts = np.ascontiguousarray(feeds.posts, dtype=np.int64)
     if posts.shape != (n_users, feed_size):
         raise FeedContractError(f"feeds have shape {posts.shape}, expected {(n_users, feed_size)}")
-    routes = np.asarray(feeds.routes, dtype=np.int8)
+    routes = np.ascontiguousarray(feeds.routes, dtype=np.int8)
     if routes.shape != posts.shape:
         raise FeedContractError("routes must have the shape of posts")
     graduated = np.asarray(feeds.graduated, dtype=np.int64)
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
-    code = kernels.feed_violation(np.ascontiguousarray(posts), np.ascontiguousarray(routes), _ROUTE_MIN, _ROUTE_MAX,
+    code = kernels.feed_violation(posts, routes, _ROUTE_MIN, _ROUTE_MAX,
                                   view.post_removed, view.post_author, view.account_removed, view.post_created,
                                   float(view.now))
     if code != kernels.FEED_OK:
@@ -278,28 +278,18 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     recent = recent[view.distributable(recent)]
     if recent.size == 0:
         return filled(0 if trim else limit)
-    # The recent posts grouped by author, each author's in creation (id) order; each user's followees' groups are
-    # then walked newest first (one compiled pass per user).
-    authors = view.post_author[recent]
-    order = _sort_by(authors, np.arange(recent.size, dtype=np.int64)) & 0xFFFFFFFF
-    by_author = recent[order].astype(POST_ID)
-    author_sorted = authors[order]
-    last = np.flatnonzero(np.append(author_sorted[1:] != author_sorted[:-1], True))
-    posting = np.zeros((view.n_accounts + 63) // 64, dtype=np.uint64)   # a bit per account with recent posts
-    posters = author_sorted[last].astype(np.uint64)
-    np.bitwise_or.at(posting, posters >> np.uint64(6), np.uint64(1) << (posters & np.uint64(63)))
-    group_start = np.zeros(view.n_accounts, dtype=np.int32)
-    group_end = np.zeros(view.n_accounts, dtype=np.int32)
-    group_start[author_sorted[last]] = np.append(0, last[:-1] + 1)
-    group_end[author_sorted[last]] = last + 1
+    # The recent posts grouped by author, each author's in creation (id) order (one sort of unique keys); each
+    # user's followees' groups are then walked newest first (one compiled pass per user).
+    keys = _sort_by(view.post_author[recent], np.arange(recent.size, dtype=np.int64))
+    by_author, created, bounds, posting = kernels.author_groups(keys, recent.astype(np.int64, copy=False),
+                                                                view.post_created, view.n_accounts)
     follows = view.follows
     if not follows.has_canonical_format:   # a repeated follow edge counts once
         follows = follows.copy()
         follows.sum_duplicates()
     posts, times, counts = kernels.newest_followed(
         follows.indptr, follows.indices, users.astype(np.intp, copy=False),
-        view.last_session[users].astype(np.float64, copy=False), posting, group_start, group_end, by_author,
-        view.post_created[by_author], limit)
+        view.last_session[users].astype(np.float64, copy=False), posting, bounds, by_author, created, limit)
     if trim:
         width = int(counts.max())
         posts, times = posts[:, :width], times[:, :width]
@@ -349,31 +339,26 @@ class InterestSampler:
     def draw(self, view: PlatformView, users: np.ndarray, pool: np.ndarray, weights: np.ndarray, draws: int,
              rng: np.random.Generator) -> np.ndarray:
         n, k = users.size, self.topics
-        ok = weights > 0
-        pool, weights = pool[ok], weights[ok].astype(np.float64)
-        if draws == 0 or n == 0 or pool.size == 0:
+        if draws == 0 or n == 0:
             return np.full((n, draws), EMPTY, dtype=POST_ID)
-        topic = view.post_topic[pool].astype(np.int64)
-        order = _sort_by(topic, np.arange(topic.size)) & 0xFFFFFFFF   # stable sort by topic
-        pool, weights, topic = pool[order], weights[order], topic[order]
-        cum = np.cumsum(weights)
-        t_total = np.bincount(topic, weights=weights, minlength=k)
-        t_start = np.concatenate([[0.0], np.cumsum(t_total)])[:-1]
+        # The posts of positive weight, stably grouped by topic, with their cumulative weights; each topic's segment
+        # of them (or the whole pool when it has none), then, at topics k .. 2k-1, the whole pool (an exploring
+        # draw); the guide table of the cumulative weights. (The NumPy steps: tests/test_kernels.py, _reference_draw.)
+        pool, cum, width, start, guide, scale = kernels.interest_pool(
+            np.ascontiguousarray(pool, dtype=np.int64), np.ascontiguousarray(weights, dtype=np.float64),
+            view.post_topic, k)
+        if pool.size == 0:
+            return np.full((n, draws), EMPTY, dtype=POST_ID)
         # The three uniforms of every draw, in the order the draws have always consumed them.
         m = n * draws
         alias_u = rng.random(m, dtype=np.float32)
         explore_u = rng.random(m, dtype=np.float32)
         segment_u = rng.random(m)
-        # Draw x uniformly in [start, start + width) of the cumulative weights: the topic's segment, or the whole
-        # pool when the draw explores (topics k .. 2k-1 below) or its topic has no post.
-        themed = t_total[:k] > 0
-        width = np.concatenate([np.where(themed, t_total[:k], cum[-1]), np.full(k, cum[-1])])
-        start = np.concatenate([np.where(themed, t_start[:k], 0.0), np.zeros(k)])
+        # Draw x uniformly in [start, start + width) of the cumulative weights.
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
-        guide, scale = kernels.guide_table(cum)
         return kernels.sample_by_interest(users.astype(np.intp, copy=False), prob, alias, alias_u, explore_u,
                                           segment_u, np.float32(self.explore), width, start, cum, guide, scale,
-                                          pool.astype(POST_ID), draws)
+                                          pool, draws)
 
 
 class PostScores:
@@ -383,16 +368,10 @@ class PostScores:
     def __init__(self, view: PlatformView, window: np.ndarray, weights: np.ndarray, prior_views: float):
         self.lo = int(window[0]) if window.size else 0
         hi = int(window[-1]) + 1 if window.size else 0
-        views = view.post_views[self.lo: hi].astype(np.float64)
-        eng = view.post_engagements[self.lo: hi].astype(np.float64)
-        total = views.sum()
-        mean = eng.sum(axis=0) / total if total >= 100 else DEFAULT_RATES
-        terms = (eng + prior_views * mean) * weights
-        # The row sums, added column by column left to right: NumPy sums rows this short in the same order.
-        acc = terms[:, 0].copy()
-        for j in range(1, terms.shape[1]):
-            acc += terms[:, j]
-        self.values = acc / (views + prior_views)
+        # One compiled pass (the NumPy steps: tests/test_kernels.py, _reference_post_scores).
+        self.values = kernels.post_scores(view.post_views[self.lo: hi], view.post_engagements[self.lo: hi],
+                                          np.ascontiguousarray(weights, dtype=np.float64), float(prior_views),
+                                          DEFAULT_RATES)
 
     def __call__(self, posts: np.ndarray, factor: np.ndarray | float = 1.0) -> np.ndarray:
         """Scores of a post matrix times ``factor`` (e.g. an interest match); EMPTY (or any id outside the window)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, count_by_post, empty_feeds,
+from .. import kernels
+from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, empty_feeds,
                    in_network, InterestRetrieval, rank_candidates, weight_vector)
 
 RETIRED = -1
@@ -95,7 +96,7 @@ class ForYouRanker(InterestRetrieval):
         # Reserved test slots: new posts to interest-matched users, never more than a batch still needs.
         sampler = self.interest_sampler(view)
         test = sampler.draw(view, users, live[testing], remaining[testing], s.test_slots, rng)
-        test = _cap_by_quota(test, self.quota, self.served)
+        test = kernels.cap_by_quota(test, self.quota, self.served)
         # Ranked slots: in-network posts and graduated posts drawn by interest ∝ undelivered batch.
         grown = sampler.draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
         inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
@@ -103,27 +104,6 @@ class ForYouRanker(InterestRetrieval):
         posts, all_routes = rank_candidates(view, users, inn, grown, test, scores, s.follow_boost, k + s.test_slots,
                                             k)
         # A post shown in-network to a follower does not use its out-of-network batch.
-        lo, counts = count_by_post(posts[(posts != EMPTY) & (all_routes != Route.FOLLOWED)])
-        self.served[lo: lo + counts.size] += counts
+        kernels.count_out_of_network(posts, all_routes, self.served, int(Route.FOLLOWED))
         return Feeds(posts, all_routes, graduated)
 
-
-def _cap_by_quota(draws: np.ndarray, quota: np.ndarray, served: np.ndarray) -> np.ndarray:
-    """Set EMPTY every draw of a post beyond the impressions its batch still needs (in row-major order)."""
-    flat = draws.ravel().copy()
-    idx = np.flatnonzero(flat != EMPTY)
-    if idx.size == 0:
-        return draws
-    # Draws grouped by post, each post's in row-major order: one sort of unique (post, position) keys.
-    key = flat[idx].astype(np.int64) << 32
-    key |= np.arange(idx.size)
-    key.sort()
-    ps = key >> 32
-    at = key & 0xFFFFFFFF
-    head = np.ones(ps.size, dtype=bool)
-    head[1:] = ps[1:] != ps[:-1]
-    first = np.maximum.accumulate(np.where(head, np.arange(ps.size), 0))
-    occurrence = np.arange(ps.size) - first
-    over = occurrence >= np.ceil(quota.take(ps) - served.take(ps))
-    flat[idx.take(at[over])] = EMPTY
-    return flat.reshape(draws.shape)
