@@ -694,6 +694,175 @@ def flatten_feeds(users, posts, routes, session_time):
 
 
 @njit(**_JIT)
+def for_you_pools(lo, hi, stage, quota, served, retired, post_removed, post_author, account_removed, post_created,
+                  now, oon_blocked, account_demoted, held_until):
+    """The posts For You may distribute among the recent ids ``lo .. hi - 1``, in id order: (the distributable
+    ones — :meth:`PlatformView.distributable` —; the test-batch pool and the graduated pool, each as post ids and the
+    impressions their batch still needs, ``max(quota - served, 0)``, 0 for a graduated post whose graduation is held
+    — :meth:`PlatformView.graduation_held`). A pool holds the distributable posts still in distribution (stage not
+    ``retired``) that may go out of network (:meth:`PlatformView.promotable`); stage 0 is the test batch."""
+    m = hi - lo
+    dist = np.empty(m, dtype=np.int64)
+    test_posts = np.empty(m, dtype=np.int64)
+    test_left = np.empty(m, dtype=np.float64)
+    grown_posts = np.empty(m, dtype=np.int64)
+    grown_left = np.empty(m, dtype=np.float64)
+    nd = nt = ng = 0
+    for p in range(lo, hi):
+        a = post_author[p]
+        if post_removed[p] or account_removed[a] or not post_created[p] < now:
+            continue
+        dist[nd] = p
+        nd += 1
+        st = stage[p]
+        if st == retired or oon_blocked[p] or account_demoted[a]:
+            continue
+        left = max(quota[p] - served[p], 0.0)
+        if st == 0:
+            test_posts[nt] = p
+            test_left[nt] = left
+            nt += 1
+        else:
+            grown_posts[ng] = p
+            grown_left[ng] = 0.0 if held_until[p] > now else left
+            ng += 1
+    return dist[:nd], test_posts[:nt], test_left[:nt], grown_posts[:ng], grown_left[:ng]
+
+
+@njit(**_JIT)
+def judge_batches(lo, hi, stage, quota, served, retired, max_stage, held_until, now, post_views, post_engagements,
+                  weights, views_at_stage, score_at_stage, threshold):
+    """For You's judgement of the posts among ids ``lo .. hi - 1`` whose batch is delivered (``served >= quota``,
+    still in distribution, graduation not held): the stage's weighted engagement rate — (Σ_e w_e · engagements_e
+    now, minus at the stage's start) ÷ (views now, minus at the stage's start), 0 without new views — above
+    ``threshold`` graduates the post (stage + 1, at most ``max_stage``; served reset; the stage's start noted),
+    otherwise it retires. Updates the arrays in place except ``quota``; returns the graduated ids, whose new quotas
+    the caller sets."""
+    up = np.empty(hi - lo, dtype=np.int64)
+    n_up = 0
+    nt = weights.size
+    for p in range(lo, hi):
+        if stage[p] == retired or not served[p] >= quota[p] or held_until[p] > now:
+            continue
+        views = np.float64(post_views[p])
+        score = -0.0
+        for j in range(nt):
+            score += np.float64(post_engagements[p, j]) * weights[j]
+        d_views = views - views_at_stage[p]
+        rate = (score - score_at_stage[p]) / d_views if d_views > 0 else 0.0
+        if rate > threshold:
+            stage[p] = min(stage[p] + 1, max_stage)
+            served[p] = 0.0
+            views_at_stage[p] = views
+            score_at_stage[p] = score
+            up[n_up] = p
+            n_up += 1
+        else:
+            stage[p] = retired
+    return up[:n_up].copy()
+
+
+@njit(**_JIT)
+def is_sorted(a):
+    """Whether ``a`` is in non-decreasing order."""
+    for i in range(1, a.size):
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
+@njit(**_JIT)
+def persuasion_pulls(users, candidates, n_cols):
+    """For engaged political impressions sorted by user: (each distinct user, their number of such impressions as
+    float64, and the (users, n_cols) matrix of the share of them promoting each candidate), as
+    :func:`simulator.opinion.persuade` computes them with ``numpy.unique`` and ``bincount``."""
+    n = users.size
+    m = 0
+    for i in range(n):
+        m += i == 0 or users[i] != users[i - 1]
+    uniq = np.empty(m, dtype=np.int64)
+    counts = np.zeros(m, dtype=np.float64)
+    pulls = np.zeros((m, n_cols), dtype=np.int64)
+    q = -1
+    for i in range(n):
+        if i == 0 or users[i] != users[i - 1]:
+            q += 1
+            uniq[q] = users[i]
+        counts[q] += 1.0
+        pulls[q, candidates[i]] += 1
+    share = np.empty((m, n_cols), dtype=np.float64)
+    for q in range(m):
+        for c in range(n_cols):
+            share[q, c] = np.float64(pulls[q, c]) / counts[q]
+    return uniq, counts, share
+
+
+@njit(**_JIT)
+def move_support(support, users, moved, pulls):
+    """``support[u] = (1 - moved) · support[u] + moved · pull`` for each user's row, in place."""
+    n_cols = support.shape[1]
+    for q in range(users.size):
+        u = users[q]
+        keep = 1.0 - moved[q]
+        for c in range(n_cols):
+            support[u, c] = keep * support[u, c] + moved[q] * pulls[q, c]
+
+
+@njit(**_JIT)
+def engaged_political(users, posts, types, post_candidate):
+    """The impressions that drew engagement (``types`` ≠ 0) on posts promoting a candidate: (their users, the
+    candidates), in impression order."""
+    n = posts.size
+    m = 0
+    for i in range(n):
+        m += types[i] != 0 and post_candidate[posts[i]] >= 0
+    out_users = np.empty(m, dtype=np.int64)
+    out_candidates = np.empty(m, dtype=np.int64)
+    q = 0
+    for i in range(n):
+        c = post_candidate[posts[i]]
+        if types[i] != 0 and c >= 0:
+            out_users[q] = users[i]
+            out_candidates[q] = c
+            q += 1
+    return out_users, out_candidates
+
+
+@njit(**_JIT)
+def step_events(imp_users, imp_posts, imp_types, imp_times, probe_users, probe_posts, probe_time, acc, acc_posts,
+                acc_types, acc_times):
+    """One step's plays as aligned arrays (account, post, type mask, time, served): the feed impressions, then the
+    probes' impressions (no engagement, at ``probe_time``), then the directed visits (not served)."""
+    n1, n2, n3 = imp_posts.size, probe_posts.size, acc_posts.size
+    n = n1 + n2 + n3
+    account = np.empty(n, dtype=np.int64)
+    post = np.empty(n, dtype=np.int64)
+    types = np.empty(n, dtype=np.uint8)
+    time = np.empty(n, dtype=np.float64)
+    served = np.empty(n, dtype=np.bool_)
+    for i in range(n1):
+        account[i] = imp_users[i]
+        post[i] = imp_posts[i]
+        types[i] = imp_types[i]
+        time[i] = imp_times[i]
+        served[i] = True
+    for i in range(n2):
+        account[n1 + i] = probe_users[i]
+        post[n1 + i] = probe_posts[i]
+        types[n1 + i] = 0
+        time[n1 + i] = probe_time
+        served[n1 + i] = True
+    for i in range(n3):
+        e = n1 + n2 + i
+        account[e] = acc[i]
+        post[e] = acc_posts[i]
+        types[e] = acc_types[i]
+        time[e] = acc_times[i]
+        served[e] = False
+    return account, post, types, time, served
+
+
+@njit(**_JIT)
 def count_plays(account, post, types, served, route_of_account, views, served_views, engagements,
                 engagement_by_route):
     """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
@@ -1003,6 +1172,19 @@ HOT_PATH_SIGNATURES = {
     cap_by_quota: [(_array(_i32, 2), _array(_f64), _array(_f64))],
     count_out_of_network: [(_array(_i32, 2), _array(types.int8, 2), _array(_f64), _i64)],
     flatten_feeds: [(_array(_i64), _array(_i64, 2), _array(types.int8, 2), _array(_f64))],
+    for_you_pools: [(_i64, _i64, _array(types.int8), _array(_f64), _array(_f64), _i64, _array(types.boolean, readonly=True),
+                      _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
+                      _f64, _array(types.boolean, readonly=True), _array(types.boolean, readonly=True),
+                      _array(_f64, readonly=True))],
+    judge_batches: [(_i64, _i64, _array(types.int8), _array(_f64), _array(_f64), _i64, _i64,
+                     _array(_f64, readonly=True), _f64, _array(_f32, readonly=True), _array(_f32, 2, readonly=True),
+                     _array(_f64), _array(_f64), _array(_f64), _f64)],
+    is_sorted: [(_array(_i64),)],
+    engaged_political: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.int8))],
+    step_events: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(_i64), _array(_i64), _f64,
+                   _array(_i64), _array(_i64), _array(types.uint8), _array(_f64))],
+    persuasion_pulls: [(_array(_i64), _array(_i64), _i64)],
+    move_support: [(_array(_f64, 2), _array(_i64), _array(_f64), _array(_f64, 2))],
     author_groups: [(_array(_i64), _array(_i64), _array(_f64, readonly=True), _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint64), _array(_i32, 2), _array(_i32), _array(_f64), _i64)],

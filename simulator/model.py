@@ -130,9 +130,8 @@ class AuditWorld(mesa.Model):
         probe_users, probe_posts = self._probe_scroll(step, t0)
         # 4. Opinion: engaged political impressions persuade (organic audience and recruits alike).
         if s.opinion.enabled:
-            cand = table.candidate[imp_posts]
-            sel = (served_types != 0) & (cand >= 0)
-            persuade(pop.support, imp_users[sel], cand[sel].astype(np.int64), s.opinion.persuasion)
+            persuade(pop.support, *kernels.engaged_political(imp_users, imp_posts, served_types, table.candidate),
+                     s.opinion.persuasion)
         # 5. New posts this step.
         self._post(t0)
         ids, sources = self.drafts.commit(table)
@@ -146,14 +145,10 @@ class AuditWorld(mesa.Model):
         self._note_campaign_actions(acc, times)
         # 7. The step's plays: feed impressions, then directed visits. Counted as they happened (what users see,
         # ground truth), reviewed by the mitigation stages, and counted as the platform weighs them.
-        n_fed = imp_posts.size + probe_posts.size
-        events = StepEvents(
-            account=np.concatenate([imp_users, probe_users, acc], dtype=np.int64),
-            post=np.concatenate([imp_posts, probe_posts, posts], dtype=np.int64),
-            types=np.concatenate([served_types, np.zeros(probe_posts.size, np.uint8), masks.astype(np.uint8)]),
-            time=np.concatenate([imp_times, np.full(probe_posts.size, t0 + 0.5 * self.step_minutes), times]),
-            served=np.concatenate([np.ones(n_fed, bool), np.zeros(acc.size, bool)]),
-        )
+        events = StepEvents(*kernels.step_events(
+            imp_users, imp_posts, served_types, imp_times, probe_users, probe_posts, t0 + 0.5 * self.step_minutes,
+            np.ascontiguousarray(acc, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
+            np.ascontiguousarray(masks, dtype=np.uint8), np.ascontiguousarray(times, dtype=np.float64)))
         self._count_plays(events)
         weights = self.mitigations.review(events, ids)
         self._count_trusted(events, weights)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
+
 
 def persuade(support: np.ndarray, users: np.ndarray, candidates: np.ndarray, persuasion: float) -> None:
     """Move ``support`` (rows = audience users, columns = candidates + undecided) in place.
@@ -15,16 +17,16 @@ def persuade(support: np.ndarray, users: np.ndarray, candidates: np.ndarray, per
     """
     if users.size == 0 or persuasion <= 0:
         return
-    n_cols = support.shape[1]
-    uniq, inv = np.unique(users, return_inverse=True)
-    counts = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    # Impressions per (user, candidate), as float64 counts (a bincount: the same whole numbers as adding 1.0 per
-    # impression with ``np.add.at``, much faster).
-    pull = np.bincount(inv * n_cols + candidates, minlength=uniq.size * n_cols).reshape(uniq.size, n_cols)
-    pull = pull.astype(np.float64)
-    pull /= counts[:, None]
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+    if users.size > 1 and not kernels.is_sorted(users):   # a step's impressions come sorted by user
+        order = np.argsort(users, kind="stable")
+        users, candidates = users[order], candidates[order]
+    # Each user's number of such impressions and the share promoting each candidate (compiled; the NumPy steps:
+    # tests/test_kernels.py, _reference_persuade).
+    uniq, counts, pull = kernels.persuasion_pulls(users, candidates, support.shape[1])
     moved = 1.0 - (1.0 - persuasion) ** counts
-    support[uniq] = (1.0 - moved)[:, None] * support[uniq] + moved[:, None] * pull
+    kernels.move_support(support, uniq, moved, pull)
 
 
 def expected_vote_shares(support: np.ndarray, audience: np.ndarray) -> np.ndarray:

@@ -74,9 +74,13 @@ class PlatformView:
 
     def recent_posts(self) -> np.ndarray:
         """Ids of posts created in ``[now - max_post_age, now)``: the posts a feed may show (before filtering)."""
+        return np.arange(*self.recent_range())
+
+    def recent_range(self) -> tuple[int, int]:
+        """``(lo, hi)``: :meth:`recent_posts` are the ids ``lo .. hi - 1`` (ids follow creation times)."""
         lo = int(np.searchsorted(self.post_created[: self.n_posts], self.now - self.max_post_age_minutes, "left"))
         hi = int(np.searchsorted(self.post_created[: self.n_posts], self.now, "left"))
-        return np.arange(lo, hi)
+        return lo, hi
 
     def distributable(self, posts: np.ndarray) -> np.ndarray:
         """Mask of ``posts`` that may be shown: not removed, author not removed, created before now."""

@@ -600,3 +600,140 @@ def test_quota_kernels_are_the_numpy_definition(seed, n, k, posts):
     kernels.count_out_of_network(draws, routes, counted, 0)
     shown = draws[(draws != EMPTY) & (routes != 0)]
     assert np.array_equal(counted - served, np.bincount(shown, minlength=lo + posts).astype(float))
+
+
+# ---------------------------------------------------------------------------------------- For You's batches
+
+
+def _for_you_state(rng, n):
+    stage = rng.choice([-1, 0, 0, 1, 2, 6], n).astype(np.int8)
+    quota = 50.0 * 4.0 ** np.maximum(stage, 0)
+    served = np.where(rng.random(n) < 0.4, quota, quota * rng.random(n)).round()
+    return stage, quota, served
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), accounts=st.integers(1, 20))
+def test_for_you_batch_kernels_are_the_numpy_definition(seed, n, accounts):
+    """judge_batches and for_you_pools against For You's NumPy steps: judge the delivered batches (graduate on the
+    stage's weighted engagement rate, else retire), then the distributable posts and the two pools with the
+    impressions their batch still needs."""
+    rng = np.random.default_rng(seed)
+    now = 1000.0
+    author = rng.integers(0, accounts, n).astype(np.int32)
+    created = np.sort(rng.uniform(900.0, 1010.0, n))
+    removed, account_removed = rng.random(n) < 0.1, rng.random(accounts) < 0.1
+    blocked, demoted = rng.random(n) < 0.1, rng.random(accounts) < 0.1
+    held = np.where(rng.random(n) < 0.2, now + 5.0, np.where(rng.random(n) < 0.5, now - 5.0, 0.0))
+    views = rng.integers(0, 300, n).astype(np.float32)
+    eng = (views[:, None] * rng.random((n, 5)) * 0.4).round().astype(np.float32)
+    weights = np.array([0.5, 1.0, 2.0, 3.0, 0.0])
+    stage, quota, served = _for_you_state(rng, n)
+    views_at, score_at = views * rng.random(n) * 0.8, (eng.astype(float) * weights).sum(axis=1) * rng.random(n)
+    lo, hi = int(rng.integers(0, n)), n
+    # NumPy definition (the steps For You ran before the kernels).
+    want = [a.copy() for a in (stage, quota, served, views_at, score_at)]
+    w_stage, w_quota, w_served, w_views_at, w_score_at = want
+    active = np.arange(lo, hi)
+    done = active[(w_stage[active] != -1) & (w_served[active] >= w_quota[active])]
+    done = done[~(held[done] > now)]
+    v = views[done].astype(np.float64)
+    score = (eng[done] * weights).sum(axis=1)
+    d_views = v - w_views_at[done]
+    rate = np.divide(score - w_score_at[done], d_views, out=np.zeros(done.size), where=d_views > 0)
+    passed = rate > 0.28
+    up, out = done[passed], done[~passed]
+    w_stage[out] = -1
+    w_stage[up] = np.minimum(w_stage[up] + 1, 6)
+    w_quota[up] = 50.0 * 4.0 ** w_stage[up].astype(np.float64)
+    w_served[up] = 0.0
+    w_views_at[up], w_score_at[up] = v[passed], score[passed]
+    dist = (~removed[active]) & (~account_removed[author[active]]) & (created[active] < now)
+    live = active[dist & (w_stage[active] != -1)]
+    live = live[(~blocked[live]) & (~demoted[author[live]])]
+    left = np.maximum(w_quota[live] - w_served[live], 0.0)
+    testing = w_stage[live] == 0
+    left[~testing & (held[live] > now)] = 0.0
+    # The kernels.
+    got = [a.copy() for a in (stage, quota, served, views_at, score_at)]
+    g_stage, g_quota, g_served, g_views_at, g_score_at = got
+    graduated = kernels.judge_batches(lo, hi, g_stage, g_quota, g_served, -1, 6, held, now, views, eng, weights,
+                                      g_views_at, g_score_at, 0.28)
+    g_quota[graduated] = 50.0 * 4.0 ** g_stage[graduated].astype(np.float64)
+    assert np.array_equal(graduated, up)
+    for g, w in zip(got, want):
+        assert g.tobytes() == w.tobytes()
+    pools = kernels.for_you_pools(lo, hi, g_stage, g_quota, g_served, -1, removed, author, account_removed,
+                                  created, now, blocked, demoted, held)
+    for g, w in zip(pools, (active[dist], live[testing], left[testing], live[~testing], left[~testing])):
+        assert g.tobytes() == w.tobytes()
+
+
+# ---------------------------------------------------------------------------------------------------- opinion
+
+
+def _reference_persuade(support, users, candidates, persuasion):
+    """persuade in NumPy (its definition)."""
+    n_cols = support.shape[1]
+    uniq, inv = np.unique(users, return_inverse=True)
+    counts = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+    pull = np.bincount(inv * n_cols + candidates, minlength=uniq.size * n_cols).reshape(uniq.size, n_cols)
+    pull = pull.astype(np.float64)
+    pull /= counts[:, None]
+    moved = 1.0 - (1.0 - persuasion) ** counts
+    support[uniq] = (1.0 - moved)[:, None] * support[uniq] + moved[:, None] * pull
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300), sort=st.booleans())
+def test_persuasion_kernels_are_the_numpy_definition(seed, n, sort):
+    from simulator.opinion import persuade
+
+    rng = np.random.default_rng(seed)
+    support = rng.dirichlet(np.ones(6), 50)
+    users, candidates = rng.integers(0, 50, n), rng.integers(0, 5, n)
+    if sort:
+        users = np.sort(users)
+    got, want = support.copy(), support.copy()
+    persuade(got, users, candidates, 0.01)
+    _reference_persuade(want, users, candidates, 0.01)
+    assert got.tobytes() == want.tobytes()
+
+
+# ------------------------------------------------------------------------------------------- step bookkeeping
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 30), k=st.integers(0, 6), probes=st.integers(0, 10),
+       directed=st.integers(0, 10))
+def test_step_bookkeeping_kernels_are_the_numpy_definition(seed, n, k, probes, directed):
+    """flatten_feeds, engaged_political and step_events against the NumPy masks and concatenations they replace."""
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(100, n, replace=False)).astype(np.int64)
+    posts = np.where(rng.random((n, k)) < 0.3, EMPTY, rng.integers(0, 40, (n, k)))
+    routes = rng.integers(0, 3, (n, k)).astype(np.int8)
+    session_time = rng.uniform(0, 60, n)
+    shown = posts != EMPTY
+    want = (np.broadcast_to(users[:, None], posts.shape)[shown], posts[shown], routes[shown],
+            np.broadcast_to(session_time[:, None], posts.shape)[shown])
+    got = kernels.flatten_feeds(users, posts, routes, session_time)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    imp_users, imp_posts, _, imp_times = got
+    types = np.where(rng.random(imp_posts.size) < 0.5, 0, rng.integers(1, 32, imp_posts.size)).astype(np.uint8)
+    candidate = rng.integers(-1, 5, 40).astype(np.int8)
+    cand = candidate[imp_posts]
+    sel = (types != 0) & (cand >= 0)
+    e_users, e_cands = kernels.engaged_political(imp_users, imp_posts, types, candidate)
+    assert np.array_equal(e_users, imp_users[sel]) and np.array_equal(e_cands, cand[sel].astype(np.int64))
+    p_users, p_posts = rng.integers(0, 100, probes), rng.integers(0, 40, probes)
+    acc, acc_posts = rng.integers(0, 100, directed), rng.integers(0, 40, directed)
+    masks, times = rng.integers(1, 32, directed).astype(np.uint8), rng.uniform(0, 60, directed)
+    events = kernels.step_events(imp_users, imp_posts, types, imp_times, p_users, p_posts, 30.0, acc, acc_posts,
+                                 masks, times)
+    want = (np.concatenate([imp_users, p_users, acc]), np.concatenate([imp_posts, p_posts, acc_posts]),
+            np.concatenate([types, np.zeros(probes, np.uint8), masks]),
+            np.concatenate([imp_times, np.full(probes, 30.0), times]),
+            np.concatenate([np.ones(imp_posts.size + probes, bool), np.zeros(directed, bool)]))
+    for g, w in zip(events, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)

@@ -261,12 +261,13 @@ def dedupe_ahead(posts: np.ndarray, head: int) -> np.ndarray:
     return out
 
 
-def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
+def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = False,
+               distributable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Newest distributable posts by accounts each user follows, created since the user's previous session
     (and within the maximum post age). Returns a (len(users), limit) post matrix (EMPTY-padded), newest first,
     and the matching creation times; with ``trim``, only as many columns as the fullest row needs (most users
-    have few new in-network posts, and every later step is cheaper on a narrower matrix)."""
+    have few new in-network posts, and every later step is cheaper on a narrower matrix). ``distributable``: the
+    recent posts that are distributable (``recent[view.distributable(recent)]``), when the caller has them."""
     n = users.size
 
     def filled(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +275,11 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
 
     if limit == 0 or n == 0:
         return filled(0 if trim else limit)
-    recent = view.recent_posts()
-    recent = recent[view.distributable(recent)]
+    if distributable is None:
+        recent = view.recent_posts()
+        recent = recent[view.distributable(recent)]
+    else:
+        recent = distributable
     if recent.size == 0:
         return filled(0 if trim else limit)
     # The recent posts grouped by author, each author's in creation (id) order (one sort of unique keys); each

@@ -53,25 +53,16 @@ class ForYouRanker(InterestRetrieval):
         self.score_at_stage[new] = 0.0
         self.known = n
 
-    def _evaluate(self, view, active: np.ndarray) -> np.ndarray:
-        """Judge posts whose batch is delivered; returns the ids that graduated now."""
+    def _evaluate(self, view, lo: int, hi: int) -> np.ndarray:
+        """Judge the posts among ids ``lo .. hi - 1`` whose batch is delivered (a mitigation's hold: judged when it
+        is lifted); returns the ids that graduated now (:func:`kernels.judge_batches`)."""
         s = self.context.settings
-        done = active[(self.stage[active] != RETIRED) & (self.served[active] >= self.quota[active])]
-        done = done[~view.graduation_held(done)]   # a mitigation's hold: judged when it is lifted
-        if done.size == 0:
-            return done
-        views = view.post_views[done].astype(np.float64)
-        score = (view.post_engagements[done] * self.weights).sum(axis=1)
-        d_views = views - self.views_at_stage[done]
-        rate = np.divide(score - self.score_at_stage[done], d_views, out=np.zeros(done.size), where=d_views > 0)
-        passed = rate > s.graduation_threshold
-        up, out = done[passed], done[~passed]
-        self.stage[out] = RETIRED
-        self.stage[up] = np.minimum(self.stage[up] + 1, s.max_stage)
-        self.quota[up] = self.first_batch * s.growth ** self.stage[up].astype(np.float64)
-        self.served[up] = 0.0
-        self.views_at_stage[up] = views[passed]
-        self.score_at_stage[up] = score[passed]
+        up = kernels.judge_batches(lo, hi, self.stage, self.quota, self.served, RETIRED, s.max_stage,
+                                   view.post_held_until, float(view.now), view.post_views, view.post_engagements,
+                                   self.weights, self.views_at_stage, self.score_at_stage,
+                                   float(s.graduation_threshold))
+        if up.size:
+            self.quota[up] = self.first_batch * s.growth ** self.stage[up].astype(np.float64)
         return up
 
     # --------------------------------------------------------------------------------------------------- rank
@@ -81,26 +72,27 @@ class ForYouRanker(InterestRetrieval):
         self._register_new_posts(view)
         if view.n_posts == 0:
             return empty_feeds(request.users.size, request.feed_size)
-        recent = view.recent_posts()
-        window_start = int(recent[0]) if recent.size else view.n_posts
+        lo, hi = view.recent_range()
+        window_start = lo if hi > lo else view.n_posts
         if window_start > self.aged:
             self.stage[self.aged:window_start] = RETIRED   # aged out of distribution
             self.aged = window_start
-        graduated = self._evaluate(view, recent)
-        live = recent[view.distributable(recent) & (self.stage[recent] != RETIRED)]
-        live = live[view.promotable(live)]   # mitigations may keep a post (or an author's posts) in network only
-        remaining = np.maximum(self.quota[live] - self.served[live], 0.0)
-        testing = self.stage[live] == 0
-        remaining[~testing & view.graduation_held(live)] = 0.0   # held: no graduated distribution for now
+        graduated = self._evaluate(view, lo, hi)
+        # The distributable recent posts; of them, those in distribution that may go out of network, by stage,
+        # with the impressions their batch still needs (none while a mitigation holds a graduation).
+        distributable, testing, testing_left, grown, grown_left = kernels.for_you_pools(
+            lo, hi, self.stage, self.quota, self.served, RETIRED, view.post_removed, view.post_author,
+            view.account_removed, view.post_created, float(view.now), view.post_oon_blocked, view.account_demoted,
+            view.post_held_until)
 
         # Reserved test slots: new posts to interest-matched users, never more than a batch still needs.
         sampler = self.interest_sampler(view)
-        test = sampler.draw(view, users, live[testing], remaining[testing], s.test_slots, rng)
+        test = sampler.draw(view, users, testing, testing_left, s.test_slots, rng)
         test = kernels.cap_by_quota(test, self.quota, self.served)
         # Ranked slots: in-network posts and graduated posts drawn by interest ∝ undelivered batch.
-        grown = sampler.draw(view, users, live[~testing], remaining[~testing], feed.candidates_per_feed, rng)
-        inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True)
-        scores = PostScores(view, recent, self.weights, s.prior_views)
+        grown = sampler.draw(view, users, grown, grown_left, feed.candidates_per_feed, rng)
+        inn, _ = in_network(view, users, feed.in_network_per_feed, trim=True, distributable=distributable)
+        scores = PostScores(view, np.arange(lo, hi), self.weights, s.prior_views)
         posts, all_routes = rank_candidates(view, users, inn, grown, test, scores, s.follow_boost, k + s.test_slots,
                                             k)
         # A post shown in-network to a follower does not use its out-of-network batch.
