@@ -85,10 +85,8 @@ def note_graduations(table, posts: np.ndarray, kind: np.ndarray) -> None:
     """Snapshot the engagers of the stage that just made ``posts`` eligible (ground-truth side of attribution)."""
     if posts.size == 0:
         return
-    delta = table.engagement_by_route[posts] - table.route_at_credit[posts]
-    total = delta.sum(axis=1, keepdims=True)
-    author = np.zeros_like(delta)
-    author[np.arange(posts.size), ROUTE_OF_KIND[kind[table.author[posts]]]] = 1.0
-    table.credit[posts] = np.where(total > 0, delta / np.maximum(total, 1e-12), author)
-    table.route_at_credit[posts] = table.engagement_by_route[posts]
-    table.has_credit[posts] = True
+    # Each post's engagers by route since its previous graduation, as shares (float32, in place; the NumPy steps:
+    # tests/test_kernels.py, _reference_note_graduations).
+    kernels.note_graduations(np.ascontiguousarray(posts, dtype=np.int64), table.engagement_by_route,
+                             table.route_at_credit, table.credit, table.has_credit, table.author,
+                             np.ascontiguousarray(kind, dtype=np.int8), ROUTE_OF_KIND)

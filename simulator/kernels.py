@@ -63,6 +63,17 @@ def prefetch_row(array, row):
     prefetch_cell(array, row, array.shape[1] - 1)
 
 
+@intrinsic
+def popcount(typingctx, x):
+    """The number of set bits of a uint64 (LLVM's ctpop: one instruction on current CPUs)."""
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]), "llvm.ctpop.i64")
+        return builder.call(fn, [args[0]])
+
+    return types.uint64(types.uint64), codegen
+
+
 #: Users ahead of the current one whose follow rows are prefetched (their row pointers twice as far ahead).
 PREFETCH_AHEAD = 16
 
@@ -366,38 +377,48 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
 @njit(**_JIT)
 def author_groups(keys, recent, post_created, n_accounts):
     """The recent posts grouped by author for :func:`newest_followed`, from ``keys`` = ``author << 32 | i`` sorted
-    (``i`` indexes ``recent``, so each author's posts stay in creation order). Returns (``by_author``: the post ids
-    in that order, int32; their creation times; ``bounds``: row ``a`` holds the start and end of author ``a``'s group,
-    set only for authors with posts; ``posting``: a bitset of those authors, uint64 words)."""
+    (``i`` indexes ``recent``, so each author's posts stay in creation order).
+
+    Returns (``by_author``: the post ids in that order, int32; their creation times; ``posting``: a bitset of the
+    authors with posts, uint64 words; ``word_rank``: for each word, how many authors with posts the earlier words
+    hold; ``group_start``: where the groups of the authors with posts start, in author order, and where the last
+    ends). The group of author ``a`` (whose bit is set) is number ``word_rank[a >> 6]`` + the set bits below ``a``'s
+    in its word: every array a lookup touches stays small enough for the CPU's caches, whatever the accounts."""
     m = keys.size
     by_author = np.empty(m, dtype=np.int32)
     created = np.empty(m, dtype=np.float64)
-    bounds = np.empty((n_accounts, 2), dtype=np.int32)   # read only where ``posting`` has the author's bit
-    posting = np.zeros((n_accounts + 63) // 64, dtype=np.uint64)
+    n_words = (n_accounts + 63) // 64
+    posting = np.zeros(n_words, dtype=np.uint64)
+    group_start = np.empty(m + 1, dtype=np.int32)
     prev = -1
+    g = 0
     for q in range(m):
         a = keys[q] >> 32
         p = recent[keys[q] & 0xFFFFFFFF]
         by_author[q] = p
         created[q] = post_created[p]
         if a != prev:
-            bounds[a, 0] = q
             posting[a >> 6] |= np.uint64(1) << np.uint64(a & 63)
+            group_start[g] = q
+            g += 1
             prev = a
-        bounds[a, 1] = q + 1
-    return by_author, created, bounds, posting
+    group_start[g] = m
+    word_rank = np.empty(n_words, dtype=np.int32)
+    acc = 0
+    for w in range(n_words):
+        word_rank[w] = acc
+        acc += popcount(posting[w])
+    return by_author, created, posting, word_rank, group_start[:g + 1].copy()
 
 
 @njit(**_JIT)
-def newest_followed(indptr, indices, users, since, posting, bounds, by_author, created, limit):
+def newest_followed(indptr, indices, users, since, posting, word_rank, group_start, by_author, created, limit):
     """The ``limit`` newest posts by the accounts each user follows, created at or after ``since`` of the user
     (newest first, ties by post id): the work of :func:`simulator.ranking.base.in_network`.
 
-    ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting`` is a
-    bitset (uint64 words; 125 kB for 10^6 accounts, so it stays in cache) of the authors with posts; an author's
-    posts are ``by_author[bounds[a, 0]:bounds[a, 1]]`` in creation order with their ``created`` times (see
-    :func:`author_groups`). Returns (posts, times, counts): EMPTY/-inf padded (len(users), limit) matrices and each
-    row's number of posts."""
+    ``indptr``/``indices`` are the follow graph's canonical CSR arrays (sorted, no repeated edge); ``posting``,
+    ``word_rank``, ``group_start``, ``by_author`` and ``created`` come from :func:`author_groups`. Returns (posts,
+    times, counts): EMPTY/-inf padded (len(users), limit) matrices and each row's number of posts."""
     n = users.size
     posts = np.full((n, limit), EMPTY, dtype=np.int32)
     times = np.full((n, limit), -np.inf)
@@ -415,10 +436,13 @@ def newest_followed(indptr, indices, users, since, posting, bounds, by_author, c
         m = 0
         for e in range(indptr[u], indptr[u + 1]):
             a = indices[e]
-            if not (posting[a >> 6] >> np.uint64(a & 63)) & np.uint64(1):
+            word = posting[a >> 6]
+            bit = np.uint64(a & 63)
+            if not (word >> bit) & np.uint64(1):
                 continue
-            j = bounds[a, 1] - 1
-            lo = bounds[a, 0]
+            g = word_rank[a >> 6] + np.int64(popcount(word & ((np.uint64(1) << bit) - np.uint64(1))))
+            lo = group_start[g]
+            j = group_start[g + 1] - 1
             # The author's posts, newest first, while they are new to the user and can still enter the feed.
             while j >= lo:
                 c = created[j]
@@ -450,13 +474,37 @@ def newest_followed(indptr, indices, users, since, posting, bounds, by_author, c
 @njit(**_JIT)
 def csr_union(indptr_a, indices_a, indptr_b, indices_b):
     """The union of two graphs held as canonical CSR arrays (each row's columns sorted, none repeated), as canonical
-    CSR arrays (indptr, indices; int32): each row's two sorted column lists merged, a column in both kept once."""
+    CSR arrays (indptr, indices; int32): each row's two sorted column lists merged, a column in both kept once. Runs
+    of rows without edges in ``b`` (most rows, when ``b`` is a day's new follows) are copied as one block."""
     n = indptr_a.size - 1
-    indptr = np.empty(n + 1, dtype=np.int32)
-    indices = np.empty(indices_a.size + indices_b.size, dtype=np.int32)
-    m = 0
-    indptr[0] = 0
+    repeated = 0   # columns in both: counted first, so the result is allocated at its size
     for r in range(n):
+        j, j_end = indptr_b[r], indptr_b[r + 1]
+        if j == j_end:
+            continue
+        i, i_end = indptr_a[r], indptr_a[r + 1]
+        while i < i_end and j < j_end:
+            a, b = indices_a[i], indices_b[j]
+            repeated += a == b
+            i += a <= b
+            j += b <= a
+    indptr = np.empty(n + 1, dtype=np.int32)
+    indices = np.empty(indices_a.size + indices_b.size - repeated, dtype=np.int32)
+    indptr[0] = 0
+    m = 0
+    done = 0   # rows before this one are written
+    for r in range(n + 1):
+        if r < n and indptr_b[r] == indptr_b[r + 1]:
+            continue
+        # Rows done .. r - 1 have no new edge: one block copy, their row pointers shifted.
+        lo, hi = indptr_a[done], indptr_a[r]
+        indices[m: m + hi - lo] = indices_a[lo: hi]
+        shift = m - lo
+        for q in range(done, r):
+            indptr[q + 1] = indptr_a[q + 1] + shift
+        m += hi - lo
+        if r == n:
+            break
         i, i_end = indptr_a[r], indptr_a[r + 1]
         j, j_end = indptr_b[r], indptr_b[r + 1]
         while i < i_end and j < j_end:
@@ -478,7 +526,8 @@ def csr_union(indptr_a, indices_a, indptr_b, indices_b):
             j += 1
             m += 1
         indptr[r + 1] = m
-    return indptr, indices[:m].copy()
+        done = r + 1
+    return indptr, indices
 
 
 @njit(**_JIT)
@@ -863,6 +912,33 @@ def step_events(imp_users, imp_posts, imp_types, imp_times, probe_users, probe_p
 
 
 @njit(**_JIT)
+def note_graduations(posts, engagement_by_route, route_at_credit, credit, has_credit, post_author, kind,
+                     route_of_kind):
+    """The work of :func:`simulator.exposure.note_graduations`, in its float32 arithmetic: each post's engagers by
+    route since its previous graduation, as shares (their author's route when there were none), become its credit;
+    the snapshot moves on."""
+    nr = credit.shape[1]
+    delta = np.empty(nr, dtype=np.float32)
+    floor = np.float32(1e-12)
+    for p in posts:
+        total = np.float32(-0.0)
+        for r in range(nr):
+            delta[r] = engagement_by_route[p, r] - route_at_credit[p, r]
+            total += delta[r]
+        if total > 0:
+            denominator = max(total, floor)
+            for r in range(nr):
+                credit[p, r] = delta[r] / denominator
+        else:
+            own = route_of_kind[kind[post_author[p]]]
+            for r in range(nr):
+                credit[p, r] = np.float32(1.0) if r == own else np.float32(0.0)
+        for r in range(nr):
+            route_at_credit[p, r] = engagement_by_route[p, r]
+        has_credit[p] = True
+
+
+@njit(**_JIT)
 def count_plays(account, post, types, served, route_of_account, views, served_views, engagements,
                 engagement_by_route):
     """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
@@ -1183,11 +1259,13 @@ HOT_PATH_SIGNATURES = {
     engaged_political: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.int8))],
     step_events: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(_i64), _array(_i64), _f64,
                    _array(_i64), _array(_i64), _array(types.uint8), _array(_f64))],
+    note_graduations: [(_array(_i64), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2), _array(types.boolean),
+                         _array(_i32), _array(types.int8), _array(types.int8))],
     persuasion_pulls: [(_array(_i64), _array(_i64), _i64)],
     move_support: [(_array(_f64, 2), _array(_i64), _array(_f64), _array(_f64, 2))],
     author_groups: [(_array(_i64), _array(_i64), _array(_f64, readonly=True), _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
-                       _array(types.uint64), _array(_i32, 2), _array(_i32), _array(_f64), _i64)],
+                       _array(types.uint64), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
     vose_alias: [(_array(_f64, 2),)],
     interest_pool: [(_array(_i64), _array(_f64), _array(_i16, readonly=True), _i64)],
     mix64_each: [(_array(_i64),)],

@@ -737,3 +737,40 @@ def test_step_bookkeeping_kernels_are_the_numpy_definition(seed, n, k, probes, d
             np.concatenate([np.ones(imp_posts.size + probes, bool), np.zeros(directed, bool)]))
     for g, w in zip(events, want):
         assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+def _reference_note_graduations(table, posts, kind):
+    """note_graduations in NumPy (its definition)."""
+    from simulator.population import ROUTE_OF_KIND
+
+    delta = table.engagement_by_route[posts] - table.route_at_credit[posts]
+    total = delta.sum(axis=1, keepdims=True)
+    author = np.zeros_like(delta)
+    author[np.arange(posts.size), ROUTE_OF_KIND[kind[table.author[posts]]]] = 1.0
+    table.credit[posts] = np.where(total > 0, delta / np.maximum(total, 1e-12), author)
+    table.route_at_credit[posts] = table.engagement_by_route[posts]
+    table.has_credit[posts] = True
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_graduation_credit_kernel_is_the_numpy_definition(seed):
+    from simulator.content import PostTable
+    from simulator.exposure import note_graduations
+
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, 6, 30).astype(np.int8)
+    tables = []
+    for _ in range(2):
+        table = PostTable(capacity=64)
+        r = np.random.default_rng(seed)
+        table.add(author=r.integers(0, 30, 50), created=np.arange(50, dtype=float), topic=np.zeros(50, np.int16),
+                  candidate=np.zeros(50, np.int8), quality=np.ones(50))
+        tables.append(table)
+    for step in range(4):
+        grown = np.where(rng.random((50, 4)) < 0.6, 0.0, rng.exponential(3.0, (50, 4))).astype(np.float32)
+        posts = np.flatnonzero(rng.random(50) < 0.5)
+        for i, table in enumerate(tables):
+            table.engagement_by_route[:50] += grown
+            (note_graduations if i == 0 else _reference_note_graduations)(table, posts, kind)
+    for column in ("credit", "route_at_credit", "has_credit"):
+        assert getattr(tables[0], column).tobytes() == getattr(tables[1], column).tobytes()

@@ -285,15 +285,16 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     # The recent posts grouped by author, each author's in creation (id) order (one sort of unique keys); each
     # user's followees' groups are then walked newest first (one compiled pass per user).
     keys = _sort_by(view.post_author[recent], np.arange(recent.size, dtype=np.int64))
-    by_author, created, bounds, posting = kernels.author_groups(keys, recent.astype(np.int64, copy=False),
-                                                                view.post_created, view.n_accounts)
+    by_author, created, posting, word_rank, group_start = kernels.author_groups(
+        keys, recent.astype(np.int64, copy=False), view.post_created, view.n_accounts)
     follows = view.follows
     if not follows.has_canonical_format:   # a repeated follow edge counts once
         follows = follows.copy()
         follows.sum_duplicates()
     posts, times, counts = kernels.newest_followed(
         follows.indptr, follows.indices, users.astype(np.intp, copy=False),
-        view.last_session[users].astype(np.float64, copy=False), posting, bounds, by_author, created, limit)
+        view.last_session[users].astype(np.float64, copy=False), posting, word_rank, group_start, by_author, created,
+        limit)
     if trim:
         width = int(counts.max())
         posts, times = posts[:, :width], times[:, :width]
