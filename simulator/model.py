@@ -149,9 +149,12 @@ class AuditWorld(mesa.Model):
             imp_users, imp_posts, served_types, imp_times, probe_users, probe_posts, t0 + 0.5 * self.step_minutes,
             np.ascontiguousarray(acc, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
             np.ascontiguousarray(masks, dtype=np.uint8), np.ascontiguousarray(times, dtype=np.float64)))
-        self._count_plays(events)
-        weights = self.mitigations.review(events, ids)
-        self._count_trusted(events, weights)
+        if self.mitigations.active:
+            self._count_plays(events)
+            weights = self.mitigations.review(events, ids)
+            self._count_trusted(events, weights)
+        else:   # every weight is 1: both counts in one pass
+            self._count_step(events)
         # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
             pop.follows.merge_pending()
@@ -220,10 +223,24 @@ class AuditWorld(mesa.Model):
         n_engagements, follow_rows = kernels.count_plays(
             events.account, events.post, events.types, events.served, self.route_of_account, table.views,
             table.served_views, table.engagements, table.engagement_by_route)
+        self._note_plays(n_engagements, follow_rows, events)
+
+    def _note_plays(self, n_engagements: int, follow_rows: np.ndarray, events: "StepEvents") -> None:
+        """The step's engagement count, and its follows (event rows ``follow_rows``) queued for the day's merge."""
         self.engagements += n_engagements
         if follow_rows.size:
             engagers = events.account.take(follow_rows)
-            self.population.follows.add(engagers, table.author[events.post.take(follow_rows)])
+            self.population.follows.add(engagers, self.posts.author[events.post.take(follow_rows)])
+
+    def _count_step(self, events: "StepEvents") -> None:
+        """:meth:`_count_plays` then :meth:`_count_trusted` with unit weights, in one compiled pass."""
+        table = self.posts
+        n_engagements, follow_rows = kernels.count_step(
+            events.account, events.post, events.types, events.time, events.served, self.route_of_account,
+            table.created, MINUTES_PER_HOUR, table.views, table.served_views, table.engagements,
+            table.engagement_by_route, table.trusted_views, table.trusted_first_hour_views, table.trusted_engagements,
+            table.trusted_first_hour_engagements, table.trusted_served_engagements)
+        self._note_plays(n_engagements, follow_rows, events)
 
     def _count_trusted(self, events: "StepEvents", weights: np.ndarray) -> None:
         """The platform's ranking signals: each play and engagement counted with its mitigation weight (when every

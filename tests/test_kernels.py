@@ -345,12 +345,12 @@ def test_step_counting_kernels_are_the_numpy_definition(unit, seed):
     n_posts, n_accounts, n_events = 300, 50, 4000
     author, created = rng.integers(0, n_accounts, n_posts), np.sort(rng.random(n_posts)) * 500
     tables = []
-    for _ in range(2):
+    for _ in range(3):
         t = PostTable(capacity=n_posts)
         t.add(author, created, np.zeros(n_posts), np.full(n_posts, -1), np.ones(n_posts))
         tables.append(t)
     route_of_account = rng.integers(0, 4, n_accounts).astype(np.int8)
-    got, want = tables
+    got, want, fused = tables   # fused: count_step, the one-pass count of both with unit weights
     for step in range(3):
         account = rng.integers(0, n_accounts, n_events)
         post = rng.integers(step * 50, step * 50 + 150, n_events)
@@ -367,11 +367,20 @@ def test_step_counting_kernels_are_the_numpy_definition(unit, seed):
         want_eng, want_follows = _reference_counts(want, account, post, types, time, served, weights,
                                                    route_of_account)
         assert n_eng == want_eng and np.array_equal(follows, want_follows)
+        if unit:
+            fused_eng, fused_follows = kernels.count_step(
+                account, post, types, time, served, route_of_account, fused.created, 60.0, fused.views,
+                fused.served_views, fused.engagements, fused.engagement_by_route, fused.trusted_views,
+                fused.trusted_first_hour_views, fused.trusted_engagements, fused.trusted_first_hour_engagements,
+                fused.trusted_served_engagements)
+            assert fused_eng == want_eng and np.array_equal(fused_follows, want_follows)
     for column in ("views", "served_views", "engagements", "engagement_by_route", "trusted_views",
                    "trusted_first_hour_views", "trusted_engagements", "trusted_first_hour_engagements",
                    "trusted_served_engagements"):
         a, b = getattr(got, column)[:n_posts], getattr(want, column)[:n_posts]
         assert a.dtype == b.dtype and np.array_equal(a, b), column
+        if unit:
+            assert getattr(fused, column)[:n_posts].tobytes() == b.tobytes(), column
     assert got.trusted_engagements[:n_posts].sum() > 0
 
 
