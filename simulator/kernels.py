@@ -1124,6 +1124,110 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
 
 
 @njit(**_JIT)
+def note_first_times(first, accounts, times, marked):
+    """Record in ``first`` (one entry per account, inf = never seen) the earliest of ``times`` of each account not
+    seen before this call; returns those accounts, ascending. ``marked`` is a scratch flag per account, all False
+    on entry and on return. (The work of :func:`simulator.mitigations.base.note_first_times`.)"""
+    seen = np.empty(accounts.size, dtype=np.int64)
+    m = 0
+    for i in range(accounts.size):
+        a = accounts[i]
+        if marked[a]:
+            if times[i] < first[a]:
+                first[a] = times[i]
+        elif np.isinf(first[a]):
+            marked[a] = True
+            first[a] = times[i]
+            seen[m] = a
+            m += 1
+    seen = np.sort(seen[:m])
+    for a in seen:
+        marked[a] = False
+    return seen
+
+
+@njit(**_JIT)
+def first_hour_velocity(lo, n_posts, first_hour_engagements, first_hour_views, active_columns, post, time, weight,
+                        types, active_bits, created, hour):
+    """The circuit breaker's first-hour counts of posts ``lo .. n_posts - 1``, this step's events included: (active
+    engagements, views), float64, as :meth:`CircuitBreaker._check_velocity` computes them — the counted columns
+    (float32 sums of the ``active_columns``), plus each event less than ``hour`` after its post's creation, with its
+    weight (times its number of ``active_bits``), summed per post in event order."""
+    m = n_posts - lo
+    eng = np.empty(m, dtype=np.float64)
+    views = np.empty(m, dtype=np.float64)
+    add_views = np.zeros(m, dtype=np.float64)
+    add_eng = np.zeros(m, dtype=np.float64)
+    for q in range(m):
+        total = np.float32(-0.0)
+        for c in active_columns:
+            total += first_hour_engagements[lo + q, c]
+        eng[q] = np.float64(total)
+        views[q] = np.float64(first_hour_views[lo + q])
+    for e in range(post.size):
+        p = post[e]
+        if p < lo or not time[e] - created[p] < hour:
+            continue
+        w = np.float64(weight[e])
+        bits = types[e] & active_bits
+        n_active = 0
+        while bits:
+            n_active += bits & 1
+            bits >>= 1
+        add_views[p - lo] += w
+        add_eng[p - lo] += w * n_active
+    for q in range(m):
+        views[q] += add_views[q]
+        eng[q] += add_eng[q]
+    return eng, views
+
+
+@njit(**_JIT)
+def dampened(account, time, damped_until, weight, flag_stages, bit, marked):
+    """Dormancy dampening's weights: ``weight`` for an event before its account's ``damped_until``, 1 otherwise
+    (float32); and the dampened accounts not yet flagged by this stage (``flag_stages & bit`` clear), ascending
+    and once each. ``marked``: a scratch flag per account, all False on entry and on return."""
+    n = account.size
+    out = np.empty(n, dtype=np.float32)
+    flagged = np.empty(n, dtype=np.int64)
+    m = 0
+    for e in range(n):
+        a = account[e]
+        if time[e] < damped_until[a]:
+            out[e] = weight
+            if not marked[a] and (flag_stages[a] & bit) == 0:
+                marked[a] = True
+                flagged[m] = a
+                m += 1
+        else:
+            out[e] = np.float32(1.0)
+    flagged = np.sort(flagged[:m])
+    for a in flagged:
+        marked[a] = False
+    return out, flagged
+
+
+@njit(**_JIT)
+def over_allowance(account, types, active_bits, cap, counts):
+    """The events (indices, in event order) carrying an engagement of ``active_bits`` whose account has more than
+    ``cap`` such events in the batch: the ones the rate limit must order. ``counts``: a scratch count per account,
+    all zero on entry and on return."""
+    n = account.size
+    for e in range(n):
+        if types[e] & active_bits:
+            counts[account[e]] += 1
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for e in range(n):
+        if types[e] & active_bits and counts[account[e]] > cap:
+            out[m] = e
+            m += 1
+    for e in range(n):
+        counts[account[e]] = 0
+    return out[:m].copy()
+
+
+@njit(**_JIT)
 def mix64(x):
     """SplitMix64's finaliser: a fixed, well-mixed 64-bit hash of an integer (no random stream used)."""
     z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
@@ -1155,6 +1259,46 @@ def co_engagement_order_keys(acc, post, t, n_accounts):
             tq = (1 << 23) - 1
         out[e] = (post[e] << 36) | (tq << 13) | np.int64(z & np.uint64(0x1FFF))
     return out
+
+
+@njit(**_JIT)
+def co_engagement_sorted(composite, order, acc):
+    """The window's events in the order ``order`` of their :func:`co_engagement_order_keys`: (account, post, time in
+    eighths of a minute), read off the keys (post = key >> 36, time = bits 13..35) in one pass."""
+    n = order.size
+    acc_sorted = np.empty(n, dtype=np.int64)
+    post = np.empty(n, dtype=np.int64)
+    tq = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        e = order[i]
+        key = composite[e]
+        acc_sorted[i] = acc[e]
+        post[i] = key >> 36
+        tq[i] = (key >> 13) & ((1 << 23) - 1)
+    return acc_sorted, post, tq
+
+
+@njit(**_JIT)
+def strong_pairs(pairs, n_accounts, min_shared):
+    """From sorted pair codes (``a · n_accounts + b``): each distinct pair seen at least ``min_shared`` times, as
+    (a, b, count), in code order."""
+    n = pairs.size
+    a = np.empty(n, dtype=np.int64)
+    b = np.empty(n, dtype=np.int64)
+    count = np.empty(n, dtype=np.int64)
+    m = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and pairs[j] == pairs[i]:
+            j += 1
+        if j - i >= min_shared:
+            a[m] = pairs[i] // n_accounts
+            b[m] = pairs[i] % n_accounts
+            count[m] = j - i
+            m += 1
+        i = j
+    return a[:m].copy(), b[:m].copy(), count[:m].copy()
 
 
 @njit(**_JIT)
@@ -1337,6 +1481,8 @@ HOT_PATH_SIGNATURES = {
     interest_pool: [(_array(_i64), _array(_f64), _array(_i16, readonly=True), _i64)],
     mix64_each: [(_array(_i64),)],
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
+    co_engagement_sorted: [(_array(_i64), _array(_i64), _array(_i64))],
+    strong_pairs: [(_array(_i64), _i64, _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
                  _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,
@@ -1346,6 +1492,13 @@ HOT_PATH_SIGNATURES = {
     count_step: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean),
                   _array(types.int8), _array(_f64), _f64, _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2),
                   _array(_f32), _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
+    note_first_times: [(_array(_f64), _array(_i64), _array(_f64), _array(types.boolean))],
+    first_hour_velocity: [(_i64, _i64, _array(_f32, 2, readonly=True), _array(_f32, readonly=True), _array(_i64), _array(_i64, readonly=True),
+                           _array(_f64, readonly=True), _array(_f32, readonly=True), _array(types.uint8, readonly=True),
+                           _i64, _array(_f64, readonly=True), _f64)],
+    dampened: [(_array(_i64, readonly=True), _array(_f64, readonly=True), _array(_f64), _f32,
+                _array(_i64, readonly=True), _i64, _array(types.boolean))],
+    over_allowance: [(_array(_i64, readonly=True), _array(types.uint8, readonly=True), _i64, _i64, _array(_i32))],
     count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
                      types.boolean, _array(_f64), _f64, _array(_f32), _array(_f32), _array(_f32, 2),
                      _array(_f32, 2), _array(_f32, 2))],

@@ -48,6 +48,7 @@ class AuditWorld(mesa.Model):
         self.account_flag_stages = np.zeros(pop.n, dtype=np.int64)
         # Ground truth for scoring detection: when each account first acted for the campaign (minutes).
         self.campaign_first_action = np.full(pop.n, np.inf)
+        self._first_action_marks = np.zeros(pop.n, dtype=bool)   # scratch of note_first_times (all False)
         self.audience = Audience(s, pop, self.streams.activity, self.streams.engagement, self.streams.content)
         self.ledger = ExposureLedger(pop, len(s.candidates.names), self.target)
         # Ground truth: the attribution route of each account's engagement (its kind never changes).
@@ -260,7 +261,7 @@ class AuditWorld(mesa.Model):
     def _note_campaign_actions(self, accounts: np.ndarray, times: np.ndarray) -> None:
         """Ground truth: the first campaign action (a campaign post or a directed visit) of each account."""
         if accounts.size:
-            note_first_times(self.campaign_first_action, accounts, times)
+            note_first_times(self.campaign_first_action, accounts, times, self._first_action_marks)
 
 
 class StepEvents:

@@ -783,3 +783,114 @@ def test_graduation_credit_kernel_is_the_numpy_definition(seed):
             (note_graduations if i == 0 else _reference_note_graduations)(table, posts, kind)
     for column in ("credit", "route_at_credit", "has_credit"):
         assert getattr(tables[0], column).tobytes() == getattr(tables[1], column).tobytes()
+
+
+# ------------------------------------------------------------------------------------------ mitigation stages
+
+
+def _reference_note_first_times(first, accounts, times):
+    """note_first_times in NumPy (its definition)."""
+    unseen = np.isinf(first[accounts])
+    if not unseen.any():
+        return np.zeros(0, np.int64)
+    acc, t = accounts[unseen], times[unseen]
+    order = np.lexsort((t, acc))
+    acc, t = acc[order], t[order]
+    head = np.ones(acc.size, bool)
+    head[1:] = acc[1:] != acc[:-1]
+    first[acc[head]] = t[head]
+    return acc[head]
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 200), accounts=st.integers(1, 40))
+def test_mitigation_stage_kernels_are_the_numpy_definition(seed, n, accounts):
+    """note_first_times, dampened (dormancy dampening) and first_hour_velocity (the circuit breaker) against the
+    NumPy steps they replace."""
+    from simulator.mitigations.base import ACTIVE, TYPE_BITS
+    from simulator.mitigations.circuit_breaker import ACTIVE_TYPES
+
+    rng = np.random.default_rng(seed)
+    first = np.where(rng.random(accounts) < 0.5, np.inf, rng.uniform(0, 100, accounts))
+    acc = rng.integers(0, accounts, n)
+    t = rng.choice(np.arange(0.0, 120.0, 7.5), n)   # repeated times: ties between an account's events
+    marked = np.zeros(accounts, dtype=bool)
+    got_first, want_first = first.copy(), first.copy()
+    seen = kernels.note_first_times(got_first, acc, t, marked)
+    assert np.array_equal(seen, _reference_note_first_times(want_first, acc, t))
+    assert got_first.tobytes() == want_first.tobytes() and not marked.any()
+    # Dormancy dampening.
+    damped_until = rng.uniform(0, 120, accounts)
+    flag_stages = rng.integers(0, 4, accounts).astype(np.int64)
+    weight, flagged = kernels.dampened(acc, t, damped_until, np.float32(0.25), flag_stages, 2, marked)
+    damp = t < damped_until[acc]
+    want_flag = np.unique(acc[damp])
+    want_flag = want_flag[(flag_stages[want_flag] & 2) == 0]
+    assert np.array_equal(weight, np.where(damp, np.float32(0.25), np.float32(1.0)))
+    assert weight.dtype == np.float32 and np.array_equal(flagged, want_flag) and not marked.any()
+    # Circuit breaker: first-hour counts of posts lo.., this step's first-hour events added.
+    n_posts = 30
+    created = np.sort(rng.uniform(0, 120, n_posts))
+    fh_eng = rng.integers(0, 20, (n_posts, 5)).astype(np.float32)
+    fh_views = rng.integers(0, 60, n_posts).astype(np.float32)
+    post = rng.integers(0, n_posts, n)
+    time = created[post] + rng.uniform(0, 90, n)
+    types = rng.integers(0, 32, n).astype(np.uint8)
+    w = rng.choice(np.array([1.0, 0.25, 0.0], np.float32), n)
+    lo = int(rng.integers(0, n_posts))
+    eng, views = kernels.first_hour_velocity(lo, n_posts, fh_eng, fh_views, ACTIVE_TYPES, post, time, w, types,
+                                             int(ACTIVE), created, 60.0)
+    young = np.arange(lo, n_posts)
+    want_eng = fh_eng[young][:, ACTIVE_TYPES].sum(axis=1).astype(np.float64)
+    want_views = fh_views[young].astype(np.float64)
+    ok = post >= lo
+    ok[ok] = time[ok] - created[post[ok]] < 60.0
+    if ok.any():
+        rel = post[ok] - lo
+        wt = w[ok].astype(np.float64)
+        want_views += np.bincount(rel, weights=wt, minlength=young.size)
+        n_active = ((types[ok, None] & TYPE_BITS[ACTIVE_TYPES][None, :]) != 0).sum(axis=1)
+        want_eng += np.bincount(rel, weights=wt * n_active, minlength=young.size)
+    assert eng.tobytes() == want_eng.tobytes() and views.tobytes() == want_views.tobytes()
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), accounts=st.integers(1, 30), cap=st.integers(1, 12))
+def test_rate_limit_kernel_is_the_numpy_definition(seed, n, accounts, cap):
+    from simulator.mitigations.base import ACTIVE
+
+    rng = np.random.default_rng(seed)
+    account = rng.integers(0, accounts, n)
+    types = np.where(rng.random(n) < 0.4, 0, rng.integers(0, 32, n)).astype(np.uint8)
+    counts = np.zeros(accounts, dtype=np.int32)
+    got = kernels.over_allowance(account, types, int(ACTIVE), cap, counts)
+    active = np.flatnonzero((types & ACTIVE) != 0)
+    per_account = np.bincount(account[active], minlength=accounts)
+    assert np.array_equal(got, active[per_account[account[active]] > cap]) and not counts.any()
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), accounts=st.integers(1, 30),
+       min_shared=st.integers(1, 4))
+def test_co_engagement_bookkeeping_kernels_are_the_numpy_definition(seed, n, accounts, min_shared):
+    """co_engagement_sorted (the sorted window read off its keys) and strong_pairs (pairs counted over the sorted
+    codes) against the NumPy gathers and run counts they replace."""
+    rng = np.random.default_rng(seed)
+    acc, post, t = rng.integers(0, accounts, n), rng.integers(0, 50, n), rng.uniform(0, 2000, n)
+    composite = kernels.co_engagement_order_keys(acc, post, t, accounts)
+    order = np.argsort(composite)
+    got = kernels.co_engagement_sorted(composite, order, acc)
+    c = composite[order]
+    for g, w in zip(got, (acc[order], c >> 36, (c >> 13) & ((1 << 23) - 1))):
+        assert np.array_equal(g, w)
+    pair = np.sort(rng.integers(0, accounts * accounts, n))
+    a, b, count = kernels.strong_pairs(pair, accounts, min_shared)
+    if pair.size:
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        runs = np.diff(np.r_[starts, pair.size])
+        strong = runs >= min_shared
+        want = pair[starts[strong]]
+        assert np.array_equal(a, want // accounts) and np.array_equal(b, want % accounts)
+        assert np.array_equal(count, runs[strong])
+    else:
+        assert a.size == b.size == count.size == 0

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import kernels
+
 from ..config import MitigationConfig
 from ..content import COMMENT, FOLLOW, LIKE, SHARE, WATCH
 from ..plugins import load_class
@@ -107,19 +109,16 @@ class Verdict:
     release_posts: np.ndarray = field(default_factory=lambda: _EMPTY_IDS)
 
 
-def note_first_times(first: np.ndarray, accounts: np.ndarray, times: np.ndarray) -> np.ndarray:
+def note_first_times(first: np.ndarray, accounts: np.ndarray, times: np.ndarray,
+                     marked: np.ndarray | None = None) -> np.ndarray:
     """Record in ``first`` (one entry per account, inf = never) the earliest of ``times`` of every account seen
-    for the first time; returns those accounts."""
-    unseen = np.isinf(first[accounts])
-    if not unseen.any():
-        return np.zeros(0, np.int64)
-    acc, t = accounts[unseen], times[unseen]
-    order = np.lexsort((t, acc))
-    acc, t = acc[order], t[order]
-    head = np.ones(acc.size, bool)
-    head[1:] = acc[1:] != acc[:-1]
-    first[acc[head]] = t[head]
-    return acc[head]
+    for the first time; returns those accounts (ascending). ``marked``: an all-False scratch array of one flag per
+    account that the caller keeps between calls (allocated here when omitted). One compiled pass
+    (:func:`simulator.kernels.note_first_times`)."""
+    if marked is None:
+        marked = np.zeros(first.size, dtype=bool)
+    return kernels.note_first_times(first, np.ascontiguousarray(accounts, dtype=np.int64),
+                                    np.ascontiguousarray(times, dtype=np.float64), marked)
 
 
 class StageContractError(RuntimeError):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..content import COMMENT, LIKE, SHARE
-from .base import TYPE_BITS, Evidence, StageContext, Verdict
+from .. import kernels
+from .base import ACTIVE, Evidence, StageContext, Verdict
 
-ACTIVE_TYPES = np.array([LIKE, COMMENT, SHARE])
+ACTIVE_TYPES = np.array([LIKE, COMMENT, SHARE], dtype=np.int64)
 MINUTES_PER_HOUR = 60.0
 
 
@@ -37,18 +38,12 @@ class CircuitBreaker:
         young = np.arange(lo, view.n_posts)
         if young.size == 0:
             return
-        eng = view.post_first_hour_engagements[young][:, ACTIVE_TYPES].sum(axis=1).astype(np.float64)
-        views = view.post_first_hour_views[young].astype(np.float64)
-        # This step's events are not counted yet: add the first-hour ones, with the earlier stages' weights.
-        post = evidence.post
-        ok = post >= lo
-        ok[ok] = evidence.time[ok] - view.post_created[post[ok]] < MINUTES_PER_HOUR
-        if ok.any():
-            rel = post[ok] - lo
-            w = evidence.weight[ok].astype(np.float64)
-            views += np.bincount(rel, weights=w, minlength=young.size)
-            n_active = ((evidence.types[ok, None] & TYPE_BITS[ACTIVE_TYPES][None, :]) != 0).sum(axis=1)
-            eng += np.bincount(rel, weights=w * n_active, minlength=young.size)
+        # The first-hour counts, with this step's first-hour events (not counted yet) at the earlier stages'
+        # weights (one compiled pass).
+        eng, views = kernels.first_hour_velocity(lo, view.n_posts, view.post_first_hour_engagements,
+                                                 view.post_first_hour_views, ACTIVE_TYPES, evidence.post,
+                                                 evidence.time, evidence.weight, evidence.types, int(ACTIVE),
+                                                 view.post_created, MINUTES_PER_HOUR)
         anomalous = (eng >= s.min_engagements) & (eng > s.max_engagements_per_view * np.maximum(views, 1.0))
         anomalous &= (view.post_held_until[young] <= 0.0) & ~view.post_oon_blocked[young]
         trip = young[anomalous]

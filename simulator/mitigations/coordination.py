@@ -65,8 +65,7 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
                                                      post.astype(np.int64, copy=False),
                                                      t.astype(np.float64, copy=False), int(n_accounts))
         order = np.argsort(composite)
-        composite, acc = composite[order], acc[order]
-        post, t = composite >> 36, (composite >> 13) & ((1 << 23) - 1)
+        acc, post, t = kernels.co_engagement_sorted(composite, order, acc.astype(np.int64, copy=False))
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
         tie = (kernels.mix64_each(post.astype(np.int64) * np.int64(n_accounts) + acc.astype(np.int64))
@@ -75,17 +74,12 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         acc, post, t = acc[order], post[order], tq[order]
     # The first event of each (account, post), each paired with its next `neighbours` on the post within the
     # window (a compiled pass, pairs as one int64 each).
-    pair = np.sort(kernels.co_engagement_pairs(acc.astype(np.int64, copy=False), post.astype(np.int64, copy=False),
-                                               t.astype(np.int64, copy=False), int(n_accounts), pair_window * 8.0,
-                                               int(neighbours)))
-    if pair.size == 0:
-        e = np.zeros(0, np.int64)
-        return e, e, e
-    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-    count = np.diff(np.r_[starts, pair.size])
-    strong = count >= min_shared_posts
-    pair, count = pair[starts[strong]], count[strong]
-    return pair // n_accounts, pair % n_accounts, count
+    pair = kernels.co_engagement_pairs(acc.astype(np.int64, copy=False), post.astype(np.int64, copy=False),
+                                       t.astype(np.int64, copy=False), int(n_accounts), pair_window * 8.0,
+                                       int(neighbours))
+    pair.sort()   # in place: the kernel's array is this call's own
+    # Each distinct pair and how many posts it co-engaged (one pass over the sorted pairs); the strong ones kept.
+    return kernels.strong_pairs(pair, int(n_accounts), int(min_shared_posts))
 
 
 def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1

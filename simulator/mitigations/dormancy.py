@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+
 from .base import Evidence, StageContext, Verdict, note_first_times
 
 MINUTES_PER_DAY = 1440.0
@@ -22,6 +24,7 @@ class DormancyDampening:
         self.damped_until: np.ndarray | None = None   # per account: its engagement is dampened before this minute
         self.dormant: np.ndarray | None = None
         self.bit = np.int64(1) << np.int64(context.index)
+        self.marked = np.zeros(context.n_accounts, dtype=bool)   # scratch of the compiled passes (all False)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict:
         s = self.s
@@ -32,15 +35,14 @@ class DormancyDampening:
         authors = view.post_author[evidence.new_posts].astype(np.int64)
         self._note_activity(np.concatenate([acc, authors]),
                             np.concatenate([t, view.post_created[evidence.new_posts]]))
-        damp = t < self.damped_until[acc]   # new, or woken and still on probation
-        weight = np.where(damp, np.float32(s.weight), np.float32(1.0))
-        flag = np.unique(acc[damp])
-        flag = flag[(view.account_flag_stages[flag] & self.bit) == 0]
+        # Weights: dampened while new, or woken and still on probation; the dampened accounts not flagged yet.
+        weight, flag = kernels.dampened(acc, t, self.damped_until, np.float32(s.weight), view.account_flag_stages,
+                                        int(self.bit), self.marked)
         reasons = np.array([self._reason(int(a), view) for a in flag], dtype=object)
         return Verdict(event_weight=weight, flag=flag, reason=reasons)
 
     def _note_activity(self, accounts: np.ndarray, times: np.ndarray) -> None:
-        seen = note_first_times(self.first_seen, accounts, times)
+        seen = note_first_times(self.first_seen, accounts, times, self.marked)
         woken = seen[self.dormant[seen]]    # a dormant account's probation runs from its first activity
         self.damped_until[woken] = np.maximum(self.damped_until[woken],
                                               self.first_seen[woken] + self.s.probation_days * MINUTES_PER_DAY)

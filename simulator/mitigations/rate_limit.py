@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Evidence, StageContext, Verdict
+from .. import kernels
+from .base import ACTIVE, Evidence, StageContext, Verdict
 
 
 class RateLimit:
@@ -16,15 +17,13 @@ class RateLimit:
         self.s = context.settings
         self.cap = max(1, int(round(self.s.max_per_hour * context.step_minutes / 60.0)))
         self.hits = np.zeros(context.n_accounts, dtype=np.int32)
+        self.counts = np.zeros(context.n_accounts, dtype=np.int32)   # scratch of the compiled pass (all zero)
 
     def review(self, evidence: Evidence, view, rng: np.random.Generator) -> Verdict:
-        active = np.flatnonzero(evidence.active())
         weight = np.ones(evidence.size, dtype=np.float32)
-        if active.size <= self.cap:
-            return Verdict(event_weight=weight)
-        # Only accounts over the allowance need ordering: count first (cheap), then sort their events alone.
-        counts = np.bincount(evidence.account[active])
-        active = active[counts[evidence.account[active]] > self.cap]
+        # Only accounts over the allowance need ordering: their active events found in one compiled pass, then
+        # sorted alone.
+        active = kernels.over_allowance(evidence.account, evidence.types, int(ACTIVE), self.cap, self.counts)
         if active.size == 0:
             return Verdict(event_weight=weight)
         acc = evidence.account[active]
