@@ -51,9 +51,8 @@ class Audience:
         people = self.pop.n_people   # probes (the last audience rows) draw nothing: their sessions are scheduled
         if step % spd == 0:
             self.active_today[:people] = self.activity_rng.random(people) < self.s.activity.daily_active_share
-        p = self.session_rate[:people] * self.diurnal[step % spd]
         u = self.activity_rng.random(people)
-        return np.flatnonzero(self.active_today[:people] & (u < p))
+        return kernels.opening_sessions(u, self.active_today, self.session_rate, float(self.diurnal[step % spd]))
 
     def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, recruits_active: bool) -> np.ndarray:
         """Engagement draws for aligned impressions: one uint8 type mask per impression, bit i set when the user
@@ -94,15 +93,13 @@ class Audience:
         who = np.flatnonzero(u < self.post_probability)
         k = who.size
         when = t0 + rng.random(k) * step_minutes
-        # topic from interests (inverse CDF per author), political with political_post_share
-        cdf = np.cumsum(self.pop.interests[who], axis=1)
-        topic = (rng.random(k)[:, None] * cdf[:, -1:] > cdf).sum(axis=1)
-        topic = np.minimum(topic, self.s.population.topics - 1)
-        political = rng.random(k) < a.political_post_share
-        scdf = np.cumsum(self.pop.support[who], axis=1)
-        pick = (rng.random(k)[:, None] * scdf[:, -1:] > scdf).sum(axis=1)
-        pick = np.minimum(pick, target_support_cols - 1)
-        cand = np.where(political & (pick < target_support_cols - 1), pick, -1)
-        topic = np.where(cand >= 0, 0, np.where(topic == 0, 1 + (who % (self.s.population.topics - 1)), topic))
+        # Topic from interests, political with political_post_share, a candidate from the author's support (the
+        # draws in their order; the rest in one compiled pass).
+        topic_u = rng.random(k)
+        political_u = rng.random(k)
+        pick_u = rng.random(k)
+        topic, cand = kernels.organic_post_content(who, topic_u, self.pop.interests, political_u,
+                                                   float(a.political_post_share), pick_u, self.pop.support,
+                                                   int(target_support_cols), int(self.s.population.topics))
         quality = rng.lognormal(0.0, a.post_quality_sigma, size=k)
         drafts.add(who, when, topic, cand, quality, source="organic")

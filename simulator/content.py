@@ -146,21 +146,31 @@ class PostDrafts:
 
     #: the post columns a draft sets (arguments of :meth:`PostTable.add`), each a scalar or one value per post
     FIELDS = ("author", "created", "topic", "candidate", "quality", "sponsored", "disclosed", "campaign")
+    #: who made a draft (``source``); :meth:`commit` returns each post's as its index here
+    SOURCES = ("organic", "candidate", "candidate_target", "influencer_unpaid", "paid", "bot", "bot_dormant",
+               "recruit")
 
     def __init__(self):
-        self._parts: list[tuple[int, str, tuple]] = []
+        self._parts: list[tuple[int, int, tuple]] = []
 
     def add(self, author, created, topic, candidate, quality, sponsored=False, disclosed=False, campaign=False,
             source: str = "organic") -> None:
         k = int(np.size(author))
         if k == 0:
             return
-        self._parts.append((k, source, (author, created, topic, candidate, quality, sponsored, disclosed, campaign)))
+        self._parts.append((k, self.SOURCES.index(source),
+                            (author, created, topic, candidate, quality, sponsored, disclosed, campaign)))
+
+    @classmethod
+    def source_codes(cls, *names: str) -> np.ndarray:
+        """The codes :meth:`commit` gives the drafts of these sources."""
+        return np.array([cls.SOURCES.index(n) for n in names], dtype=np.uint8)
 
     def commit(self, table: PostTable) -> tuple[np.ndarray, np.ndarray]:
-        """Add all drafts to ``table`` sorted by creation time; returns (post ids, source label per id)."""
+        """Add all drafts to ``table`` sorted by creation time; returns (post ids, source of each id as its index in
+        :data:`SOURCES`, uint8)."""
         if not self._parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)
         sizes = [k for k, _, _ in self._parts]
         bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         cols = {}
@@ -173,7 +183,7 @@ class PostDrafts:
             cols[name] = col
         order = np.argsort(cols["created"], kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
-        source = np.repeat(np.array([s for _, s, _ in self._parts], dtype=object), sizes)[order]
+        source = np.repeat(np.array([s for _, s, _ in self._parts], dtype=np.uint8), sizes)[order]
         ids = table.add(**cols)
         self._parts = []
         return ids, source

@@ -1228,6 +1228,65 @@ def over_allowance(account, types, active_bits, cap, counts):
 
 
 @njit(**_JIT)
+def organic_post_content(who, topic_u, interests, political_u, political_share, pick_u, support, cols, topics):
+    """Topic and candidate of each organic post by the people ``who``: the topic by inverse CDF of the author's
+    interests (float32 running sums, as ``numpy.cumsum``), political with ``political_share``, then a candidate by
+    inverse CDF of the author's support over ``cols`` columns (the last, undecided, means none); a political post's
+    topic is 0, and an apolitical post drawn on topic 0 gets the author's fixed other topic ``1 + who % (topics - 1)``.
+    The work of :meth:`simulator.audience.Audience.post` on its draws."""
+    k = who.size
+    nt = interests.shape[1]
+    ns = support.shape[1]
+    topic = np.empty(k, dtype=np.int64)
+    cand = np.empty(k, dtype=np.int64)
+    cdf = np.empty(nt, dtype=np.float32)
+    scdf = np.empty(ns, dtype=np.float64)
+    for i in range(k):
+        a = who[i]
+        acc = np.float32(0.0)
+        for j in range(nt):
+            acc += interests[a, j]
+            cdf[j] = acc
+        x = topic_u[i] * np.float64(cdf[nt - 1])
+        t = 0
+        for j in range(nt):
+            t += x > np.float64(cdf[j])
+        t = min(t, topics - 1)
+        sacc = 0.0
+        for j in range(ns):
+            sacc += support[a, j]
+            scdf[j] = sacc
+        y = pick_u[i] * scdf[ns - 1]
+        pick = 0
+        for j in range(ns):
+            pick += y > scdf[j]
+        pick = min(pick, cols - 1)
+        c = pick if political_u[i] < political_share and pick < cols - 1 else -1
+        cand[i] = c
+        if c >= 0:
+            topic[i] = 0
+        elif t == 0:
+            topic[i] = 1 + a % (topics - 1)
+        else:
+            topic[i] = t
+    return topic, cand
+
+
+@njit(**_JIT)
+def opening_sessions(u, active_today, session_rate, diurnal_weight):
+    """The rows ``i`` (ascending) active today whose uniform ``u[i]`` falls below ``session_rate[i] ×
+    diurnal_weight``: who opens the app this step (:meth:`simulator.audience.Audience.sessions`)."""
+    n = u.size
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if active_today[i] and u[i] < session_rate[i] * diurnal_weight:
+            out[m] = i
+            m += 1
+    return out[:m].copy()
+
+
+@njit(**_JIT)
 def mix64(x):
     """SplitMix64's finaliser: a fixed, well-mixed 64-bit hash of an integer (no random stream used)."""
     z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
@@ -1499,6 +1558,9 @@ HOT_PATH_SIGNATURES = {
     dampened: [(_array(_i64, readonly=True), _array(_f64, readonly=True), _array(_f64), _f32,
                 _array(_i64, readonly=True), _i64, _array(types.boolean))],
     over_allowance: [(_array(_i64, readonly=True), _array(types.uint8, readonly=True), _i64, _i64, _array(_i32))],
+    organic_post_content: [(_array(_i64), _array(_f64), _array(_f32, 2), _array(_f64), _f64, _array(_f64), _array(_f64, 2),
+                             _i64, _i64)],
+    opening_sessions: [(_array(_f64), _array(types.boolean), _array(_f32), _f64)],
     count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
                      types.boolean, _array(_f64), _f64, _array(_f32), _array(_f32), _array(_f32, 2),
                      _array(_f32, 2), _array(_f32, 2))],

@@ -894,3 +894,38 @@ def test_co_engagement_bookkeeping_kernels_are_the_numpy_definition(seed, n, acc
         assert np.array_equal(count, runs[strong])
     else:
         assert a.size == b.size == count.size == 0
+
+
+# -------------------------------------------------------------------------------------------- organic posts
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(0, 60), topics=st.integers(2, 20))
+def test_organic_post_kernel_is_the_numpy_definition(seed, k, topics):
+    rng = np.random.default_rng(seed)
+    interests = rng.dirichlet(np.full(topics, 0.3), 80).astype(np.float32)
+    support = np.clip(rng.dirichlet(np.ones(6), 80), 1e-9, None)
+    who = np.sort(rng.choice(80, k, replace=False)).astype(np.int64)
+    topic_u, political_u, pick_u = rng.random(k), rng.random(k), rng.random(k)
+    got_topic, got_cand = kernels.organic_post_content(who, topic_u, interests, political_u, 0.3, pick_u, support, 6,
+                                                       topics)
+    # Audience.post's NumPy steps.
+    cdf = np.cumsum(interests[who], axis=1)
+    topic = np.minimum((topic_u[:, None] * cdf[:, -1:] > cdf).sum(axis=1), topics - 1)
+    political = political_u < 0.3
+    scdf = np.cumsum(support[who], axis=1)
+    pick = np.minimum((pick_u[:, None] * scdf[:, -1:] > scdf).sum(axis=1), 5)
+    cand = np.where(political & (pick < 5), pick, -1)
+    topic = np.where(cand >= 0, 0, np.where(topic == 0, 1 + (who % (topics - 1)), topic))
+    assert np.array_equal(got_topic, topic) and np.array_equal(got_cand, cand)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 200))
+def test_session_kernel_is_the_numpy_definition(seed, n):
+    rng = np.random.default_rng(seed)
+    u, active = rng.random(n), rng.random(n + 3) < 0.6
+    rate = rng.lognormal(0, 0.5, n + 3).astype(np.float32)
+    w = float(rng.random())
+    want = np.flatnonzero(active[:n] & (u < rate[:n] * np.float64(w)))
+    assert np.array_equal(kernels.opening_sessions(u, active, rate, w), want)
