@@ -863,18 +863,14 @@ def engaged_political(users, posts, types, post_candidate):
     candidates), in impression order."""
     n = posts.size
     m = 0
-    for i in range(n):
-        m += types[i] != 0 and post_candidate[posts[i]] >= 0
-    out_users = np.empty(m, dtype=np.int64)
-    out_candidates = np.empty(m, dtype=np.int64)
-    q = 0
-    for i in range(n):
+    out_users = np.empty(n, dtype=np.int64)
+    out_candidates = np.empty(n, dtype=np.int64)
+    for i in range(n):   # written unconditionally, kept by advancing (no unpredictable branch)
         c = post_candidate[posts[i]]
-        if types[i] != 0 and c >= 0:
-            out_users[q] = users[i]
-            out_candidates[q] = c
-            q += 1
-    return out_users, out_candidates
+        out_users[m] = users[i]
+        out_candidates[m] = c
+        m += (types[i] != 0) & (c >= 0)
+    return out_users[:m].copy(), out_candidates[:m].copy()
 
 
 @njit(**_JIT)
@@ -1279,10 +1275,9 @@ def opening_sessions(u, active_today, session_rate, diurnal_weight):
     n = u.size
     out = np.empty(n, dtype=np.int64)
     m = 0
-    for i in range(n):
-        if active_today[i] and u[i] < session_rate[i] * diurnal_weight:
-            out[m] = i
-            m += 1
+    for i in range(n):   # written unconditionally, kept by advancing (no unpredictable branch)
+        out[m] = i
+        m += active_today[i] & (u[i] < session_rate[i] * diurnal_weight)
     return out[:m].copy()
 
 
