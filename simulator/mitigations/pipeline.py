@@ -8,7 +8,7 @@ import numpy as np
 
 from ..platform import make_view
 from ..platform import read_only as _read_only
-from .base import Evidence, StageContext, StageContractError, Verdict, make_stage
+from .base import _EMPTY_IDS, Evidence, StageContext, StageContractError, Verdict, make_stage
 
 MINUTES_PER_DAY = 1440.0
 
@@ -73,7 +73,8 @@ class MitigationPipeline:
                       post=_read_only(events.post), types=_read_only(events.types), time=_read_only(events.time),
                       served=_read_only(events.served), new_posts=_read_only(new_posts))
         for i in due:
-            evidence = Evidence(weight=_read_only(weights.copy()), **fields)
+            # (No copy: a verdict's weights replace the array, never change it in place.)
+            evidence = Evidence(weight=_read_only(weights), **fields)
             verdict = self.stages[i].review(evidence, view, self.rng)
             if verdict is None:
                 continue
@@ -85,6 +86,8 @@ class MitigationPipeline:
 
     # ------------------------------------------------------------------------------------------------- verdicts
     def _ids(self, i: int, name: str, ids, upper: int) -> np.ndarray:
+        if ids is _EMPTY_IDS:   # the field's default: nothing to check
+            return ids
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= upper):
             raise StageContractError(f"stage {i} ({self.configs[i].name}): {name} holds an id outside [0, {upper})")
@@ -95,7 +98,7 @@ class MitigationPipeline:
         n_acc, n_posts = w.population.n, w.posts.n
         if v.event_weight is not None:
             ew = np.asarray(v.event_weight, dtype=np.float32)
-            if ew.shape != weights.shape or not np.isfinite(ew).all() or (ew < 0).any() or (ew > 1).any():
+            if ew.shape != weights.shape or not ((ew >= 0) & (ew <= 1)).all():   # (NaN fails both)
                 raise StageContractError(f"stage {i} ({self.configs[i].name}): event_weight must hold one number "
                                          f"in [0, 1] per event ({weights.size})")
             weights = weights * ew
