@@ -1003,6 +1003,22 @@ def post_slots(post):
 
 
 @njit(**_JIT)
+def _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
+                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                      trusted_served_engagements):
+    """Add each slot's float64 sums (of :func:`post_slots`' ``posts``) to the platform's float32 columns, once."""
+    for q in range(posts.size):
+        p = posts[q]
+        trusted_views[p] += np.float32(v_all[q])
+        trusted_first_hour_views[p] += np.float32(v_early[q])
+        if any_engagement:
+            for b in range(e_all.shape[1]):
+                trusted_engagements[p, b] += np.float32(e_all[q, b])
+                trusted_first_hour_engagements[p, b] += np.float32(e_early[q, b])
+                trusted_served_engagements[p, b] += np.float32(e_served[q, b])
+
+
+@njit(**_JIT)
 def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
                   trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
                   trusted_served_engagements):
@@ -1041,15 +1057,9 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
                     e_early[q, b] += w
                 if served[e]:
                     e_served[q, b] += w
-    for q in range(m):
-        p = posts[q]
-        trusted_views[p] += np.float32(v_all[q])
-        trusted_first_hour_views[p] += np.float32(v_early[q])
-        if any_engagement:
-            for b in range(nt):
-                trusted_engagements[p, b] += np.float32(e_all[q, b])
-                trusted_first_hour_engagements[p, b] += np.float32(e_early[q, b])
-                trusted_served_engagements[p, b] += np.float32(e_served[q, b])
+    _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
+                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                      trusted_served_engagements)
 
 
 @njit(**_JIT)
@@ -1057,7 +1067,8 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
                engagements, engagement_by_route, trusted_views, trusted_first_hour_views, trusted_engagements,
                trusted_first_hour_engagements, trusted_served_engagements):
     """:func:`count_plays` then :func:`count_trusted` with every weight 1 (no mitigation stage), in one pass over
-    the events: the same counts, in place; returns what :func:`count_plays` returns."""
+    the events: the same counts, in place; returns what :func:`count_plays` returns. (The loop repeats the two
+    kernels' per-event bodies on purpose: one pass over the step's events instead of two.)"""
     n = post.size
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
@@ -1105,17 +1116,12 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
             follows[n_follow] = e
             n_follow += 1
     for q in range(m):
-        p = posts[q]
         for r in range(nr):
             if by_route[q, r]:
-                engagement_by_route[p, r] += np.float32(by_route[q, r])
-        trusted_views[p] += np.float32(v_all[q])
-        trusted_first_hour_views[p] += np.float32(v_early[q])
-        if any_engagement:
-            for b in range(nt):
-                trusted_engagements[p, b] += np.float32(e_all[q, b])
-                trusted_first_hour_engagements[p, b] += np.float32(e_early[q, b])
-                trusted_served_engagements[p, b] += np.float32(e_served[q, b])
+                engagement_by_route[posts[q], r] += np.float32(by_route[q, r])
+    _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
+                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                      trusted_served_engagements)
     return n_eng, follows[:n_follow].copy()
 
 
