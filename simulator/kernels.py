@@ -115,6 +115,10 @@ def sample_by_interest(users, prob, alias, alias_u, explore_u, segment_u, explor
     return out
 
 
+#: Guide-table bins per post of an interest-sampling pool, and the most bins (4 MiB of int32) a finer table gets.
+GUIDE_BINS_PER_POST, GUIDE_MAX_BINS = 8, 1 << 20
+
+
 @njit(**_JIT)
 def interest_pool(pool, weights, post_topic, k):
     """The pool of :meth:`InterestSampler.draw` in one pass: the posts of positive weight grouped by topic (a
@@ -122,7 +126,9 @@ def interest_pool(pool, weights, post_topic, k):
 
     Returns (posts int32, cum, width, start, guide, scale): ``width``/``start`` have ``2 k`` entries, topic ``t``'s
     segment (or the whole pool when the topic has no weight) then, at ``k + t``, the whole pool (an exploring draw);
-    ``guide`` and ``scale`` are :func:`guide_table` of ``cum``. Sums run in NumPy's order: ``cumsum`` and weighted
+    ``guide`` (int32) and ``scale`` are a guide table of ``cum`` like :func:`guide_table`'s, with
+    :data:`GUIDE_BINS_PER_POST` bins per post (at most :data:`GUIDE_MAX_BINS`, at least 2 per post): a finer guide
+    leaves fewer steps to each search (the answer does not depend on it). Sums run in NumPy's order: ``cumsum`` and weighted
     ``bincount`` add sequentially, so the values are those of the NumPy steps in ``draw``'s docstring."""
     counts = np.zeros(k, dtype=np.int64)
     m = 0
@@ -163,8 +169,8 @@ def interest_pool(pool, weights, post_topic, k):
         start[t] = t_start if themed else 0.0
         width[k + t] = total
         t_start += t_total[t]
-    bins = 2 * m
-    guide = np.empty(bins, dtype=np.int64)
+    bins = max(2 * m, min(GUIDE_BINS_PER_POST * m, GUIDE_MAX_BINS))
+    guide = np.empty(bins, dtype=np.int32)
     step = total / bins if bins > 0 else 0.0
     j = 0
     for b in range(bins):
@@ -1507,7 +1513,7 @@ _f32, _f64, _i16, _i32, _i64 = types.float32, types.float64, types.int16, types.
 #: none): :func:`load` prepares exactly these.
 HOT_PATH_SIGNATURES = {
     sample_by_interest: [(_array(_i64), _array(_f32, 2), _array(_i16, 2), _array(_f32), _array(_f32), _array(_f64), _f32,
-                          _array(_f64), _array(_f64), _array(_f64), _array(_i64), _f64, _array(_i32), _i64)],
+                          _array(_f64), _array(_f64), _array(_f64), _array(_i32), _f64, _array(_i32), _i64)],
     assemble_feeds: [(_array(_i64), _array(_f32, 2, readonly=True), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
                       _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
     csr_union: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i32, readonly=True),
