@@ -63,28 +63,6 @@ class PostTable:
             setattr(self, name, new)
         self._cap = cap
 
-    def count(self, column: str, ids: np.ndarray, cols: np.ndarray | None = None) -> None:
-        """``column[id] += 1`` (or ``column[id, col] += 1``) per occurrence (see :class:`PostBins`)."""
-        if ids.size == 0:
-            return
-        bins = PostBins(ids, cols, getattr(self, column).shape[1] if cols is not None else 1)
-        self.add_bins(column, bins, bins.counts())
-
-    def add_weighted(self, column: str, ids: np.ndarray, weights: np.ndarray, cols: np.ndarray | None = None
-                     ) -> None:
-        """``column[id] += weight`` (or ``column[id, col] += weight``) per occurrence, like :meth:`count`."""
-        if ids.size == 0:
-            return
-        bins = PostBins(ids, cols, getattr(self, column).shape[1] if cols is not None else 1)
-        self.add_bins(column, bins, bins.sums(weights))
-
-    def add_bins(self, column: str, bins: "PostBins", values: np.ndarray) -> None:
-        """Add per-bin ``values`` (from ``bins.counts`` or ``bins.sums``, or sums and differences of them) to
-        ``column`` over the span of ``bins``, cast to the column's dtype."""
-        arr = getattr(self, column)
-        part = arr[bins.lo: bins.lo + bins.span]
-        part += values.reshape(part.shape).astype(arr.dtype)
-
     def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, candidate: np.ndarray,
             quality: np.ndarray, sponsored: np.ndarray | bool = False, disclosed: np.ndarray | bool = False,
             campaign: np.ndarray | bool = False) -> np.ndarray:
@@ -106,39 +84,6 @@ class PostTable:
         self.campaign[new] = campaign
         self.n += k
         return np.arange(new.start, new.stop)
-
-
-class PostBins:
-    """A batch of events (one step's plays or engagements) binned by post, and optionally by a column such as the
-    engagement type, over the span of post ids they touch: the events of a step touch the recent posts only, so a
-    ``bincount`` over that span replaces the slow ``ufunc.at`` or a pass over the whole table. The bins are computed
-    once and counted or summed over any subset of the events (see :meth:`PostTable.add_bins`).
-
-    Each bin's sum adds that bin's events in their order in the batch, whatever the subset, so a sum over a subset is
-    the same number as a ``bincount`` over the subset alone.
-    """
-
-    __slots__ = ("lo", "span", "width", "key")
-
-    def __init__(self, ids: np.ndarray, cols: np.ndarray | None = None, width: int = 1):
-        self.lo = int(ids.min()) if ids.size else 0
-        self.span = int(ids.max()) - self.lo + 1 if ids.size else 0
-        self.width = width
-        self.key = np.subtract(ids, self.lo, dtype=np.int64)   # bin of each event: (id - lo) * width + col
-        if cols is not None:
-            self.key *= width
-            self.key += cols
-
-    def counts(self, select: np.ndarray | None = None) -> np.ndarray:
-        """Events per bin (int64, ``span × width``), of all events or of the ``select`` mask."""
-        key = self.key if select is None else self.key[select]
-        return np.bincount(key, minlength=self.span * self.width)
-
-    def sums(self, weights: np.ndarray, select: np.ndarray | None = None) -> np.ndarray:
-        """Sum of the events' ``weights`` per bin (float64), of all events or of the ``select`` mask."""
-        if select is not None:
-            return np.bincount(self.key[select], weights=weights[select], minlength=self.span * self.width)
-        return np.bincount(self.key, weights=weights, minlength=self.span * self.width)
 
 
 class PostDrafts:

@@ -309,30 +309,66 @@ def test_check_feeds_rejects_each_breach_of_the_contract(row, routes, message):
 # ----------------------------------------------------------------------------------------------- step counting
 
 
+class _PostBins:
+    """A batch of events binned by post (and optionally by a column such as the engagement type) over the span of
+    post ids they touch, counted or summed (float64, in event order) over any subset: the NumPy counting the
+    kernels replaced, kept here as their definition."""
+
+    def __init__(self, ids, cols=None, width=1):
+        self.lo = int(ids.min()) if ids.size else 0
+        self.span = int(ids.max()) - self.lo + 1 if ids.size else 0
+        self.width = width
+        self.key = np.subtract(ids, self.lo, dtype=np.int64)   # bin of each event: (id - lo) * width + col
+        if cols is not None:
+            self.key *= width
+            self.key += cols
+
+    def counts(self, select=None):
+        key = self.key if select is None else self.key[select]
+        return np.bincount(key, minlength=self.span * self.width)
+
+    def sums(self, weights, select=None):
+        if select is not None:
+            return np.bincount(self.key[select], weights=weights[select], minlength=self.span * self.width)
+        return np.bincount(self.key, weights=weights, minlength=self.span * self.width)
+
+
+def _add_bins(table, column, bins, values):
+    """Add per-bin ``values`` to ``column`` of ``table`` over the span of ``bins``, cast to the column's dtype."""
+    arr = getattr(table, column)
+    part = arr[bins.lo: bins.lo + bins.span]
+    part += values.reshape(part.shape).astype(arr.dtype)
+
+
+def _count(table, column, ids, cols=None):
+    """``column[id] += 1`` (or ``column[id, col] += 1``) per occurrence."""
+    if ids.size:
+        bins = _PostBins(ids, cols, getattr(table, column).shape[1] if cols is not None else 1)
+        _add_bins(table, column, bins, bins.counts())
+
+
 def _reference_counts(table, account, post, types, time, served, weights, route_of_account):
     """The counting of AuditWorld._count_plays and _count_trusted in NumPy (their definition before the kernels):
     per-post bins over the span of ids touched, counts or float64 sums in event order, added once per bin."""
-    from simulator.content import PostBins
-
     bits = np.unpackbits(types[:, None], axis=1, bitorder="little")[:, :5].astype(bool)
     rows, kinds = np.nonzero(bits)
-    plays = PostBins(post)
-    table.add_bins("views", plays, plays.counts())
-    table.add_bins("served_views", plays, plays.counts(served))
+    plays = _PostBins(post)
+    _add_bins(table, "views", plays, plays.counts())
+    _add_bins(table, "served_views", plays, plays.counts(served))
     follows = rows[kinds == 4]
     if rows.size:
-        by_type = PostBins(post[rows], kinds, 5)
-        table.add_bins("engagements", by_type, by_type.counts())
-        table.count("engagement_by_route", post[rows], route_of_account[account[rows]])
+        by_type = _PostBins(post[rows], kinds, 5)
+        _add_bins(table, "engagements", by_type, by_type.counts())
+        _count(table, "engagement_by_route", post[rows], route_of_account[account[rows]])
     early = time - table.created[post] < 60.0
     unit = bool((weights == 1.0).all())
-    table.add_bins("trusted_views", plays, plays.counts() if unit else plays.sums(weights))
-    table.add_bins("trusted_first_hour_views", plays, plays.counts(early) if unit else plays.sums(weights, early))
+    _add_bins(table, "trusted_views", plays, plays.counts() if unit else plays.sums(weights))
+    _add_bins(table, "trusted_first_hour_views", plays, plays.counts(early) if unit else plays.sums(weights, early))
     if rows.size:
         w = weights[rows]
         for column, select in (("trusted_engagements", None), ("trusted_first_hour_engagements", early[rows]),
                                ("trusted_served_engagements", served[rows])):
-            table.add_bins(column, by_type, (by_type.counts(select) if unit else by_type.sums(w, select)))
+            _add_bins(table, column, by_type, (by_type.counts(select) if unit else by_type.sums(w, select)))
     return rows.size, follows
 
 
@@ -483,7 +519,7 @@ def _reference_record(ledger, users, posts, routes, table, kind):
     o = np.flatnonzero(ledger.in_o.take(users))
     posts_o = posts.take(o)
     ledger.impressions_o += posts_o.size
-    table.count("impressions_o", posts_o)
+    _count(table, "impressions_o", posts_o)
     cand = table.candidate.take(posts_o)
     political = cand >= 0
     ledger.candidate_impressions += np.bincount(cand[political], minlength=ledger.candidate_impressions.size)
