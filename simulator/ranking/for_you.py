@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .base import (EMPTY, FeedRequest, Feeds, PostScores, RankerContext, Route, empty_feeds,
+from .base import (FeedRequest, Feeds, PostScores, RankerContext, Route, empty_feeds,
                    in_network, InterestRetrieval, rank_candidates, weight_vector)
 
 RETIRED = -1
