@@ -16,9 +16,11 @@ import numpy as np
 from .content import COMMENT, FOLLOW, LIKE, SHARE, WATCH, PostDrafts
 
 MINUTES_PER_DAY = 1440.0
-#: source codes (PostDrafts.commit) of the target's official posts and of the campaign's own target posts
+#: source code (PostDrafts.commit) of the target's official posts
 _OFFICIAL_TARGET = PostDrafts.source_codes("candidate_target")[0]
-_CAMPAIGN_TARGET = PostDrafts.source_codes("bot", "paid", "recruit")
+#: Whether a post of each source code (PostDrafts.SOURCES) is one of the campaign's own target posts.
+_CAMPAIGN_TARGET = np.zeros(len(PostDrafts.SOURCES), dtype=bool)
+_CAMPAIGN_TARGET[PostDrafts.source_codes("bot", "paid", "recruit")] = True
 #: bit of each engagement type in a directed event's type mask
 TYPE_BITS = np.array([1 << WATCH, 1 << LIKE, 1 << COMMENT, 1 << SHARE, 1 << FOLLOW], dtype=np.uint8)
 
@@ -201,7 +203,7 @@ class CampaignOperator(mesa.Agent):
         posts = m.posts
         rng = m.streams.campaign
         official = post_ids[sources == _OFFICIAL_TARGET]
-        own = post_ids[np.isin(sources, _CAMPAIGN_TARGET)]
+        own = post_ids[_CAMPAIGN_TARGET[sources]]
         # Rows [0, official) of every draw are for official posts, the rest for the campaign's own posts, which
         # the inert world plans but never creates: it draws for them all the same.
         k = official.size + self.planned_target_posts
