@@ -7,8 +7,12 @@ import numpy as np
 
 from . import kernels
 from .config import Scenario
+from .kernel_threads import split_rows
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
+
+#: The fewest impressions a kernel thread takes on when drawing engagement (kernel_threads.split_rows).
+IMPRESSIONS_PER_THREAD = 32768
 
 
 def diurnal_weights(step_hours: int, amplitude: float) -> np.ndarray:
@@ -77,11 +81,12 @@ class Audience:
         social_proof = 1.0 + e.social_proof * np.log10(1.0 + likes)
         # The draws are made (impression, type) row-major, as ever.
         draws = self.engagement_rng.random((posts.size, self.base.size), dtype=np.float32)
-        return kernels.engagement_types(
-            users, posts, match, match.size > 0, self.interests, self.inv_top_interest, table.topic,
-            table.candidate, self.pop.support, float(e.alignment_weight), social_proof, lo, table.quality,
-            self.is_recruit, target if recruits_active else -2, float(self.s.campaign.recruits.engagement_boost),
-            self.base, draws)
+        has_match = match.size > 0
+        return split_rows(posts.size, lambda a, b: kernels.engagement_types(
+            users[a:b], posts[a:b], match[a:b] if has_match else match, has_match, self.interests,
+            self.inv_top_interest, table.topic, table.candidate, self.pop.support, float(e.alignment_weight),
+            social_proof, lo, table.quality, self.is_recruit, target if recruits_active else -2,
+            float(self.s.campaign.recruits.engagement_boost), self.base, draws[a:b]), IMPRESSIONS_PER_THREAD)
 
     def post(self, drafts: PostDrafts, t0: float, step_minutes: float, target_support_cols: int) -> None:
         """Organic posts of this step: a low rate, topics from interests, political posts for a candidate drawn

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .audit import WORLDS, AuditResult, distinct_worlds
 from .config import config_hash, scenario_to_dict
+from .kernel_threads import kernel_threads
 from .metrics import SCHEMA_VERSION
 
 DEPENDENCIES = ("numpy", "scipy", "mesa", "matplotlib", "tqdm", "networkx")
@@ -133,7 +134,8 @@ def manifest_document(result: AuditResult, *, scenario_path: str, argv: list[str
         "package": {"name": "simulator", "version": __version__},
         "dependencies": dependency_versions(),
         "git_commit": git_commit(),
-        "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                     "kernel_threads": kernel_threads()},
         "started_at": started_at,
         "wall_time_seconds": round(wall_time, 3),
         "peak_memory_mb": round(peak_memory_mb(), 1),

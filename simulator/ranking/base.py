@@ -24,10 +24,14 @@ import numpy as np
 from ..config import FeedConfig, RankerConfig
 from ..platform import PlatformView
 from .. import kernels
+from ..kernel_threads import map_blocks, split_rows
 
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
 POST_ID = np.int32
+#: The fewest feeds (users) and interest draws a kernel thread takes on (kernel_threads.split_rows): about a
+#: millisecond of work, against tens of microseconds to hand it to another thread.
+ROWS_PER_THREAD, DRAWS_PER_THREAD = 2048, 16384
 
 
 class Route(IntEnum):
@@ -73,9 +77,11 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     graduated = np.asarray(feeds.graduated, dtype=np.int64)
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
-    code = kernels.feed_violation(posts, routes, _ROUTE_MIN, _ROUTE_MAX,
-                                  view.post_removed, view.post_author, view.account_removed, view.post_created,
-                                  float(view.now))
+    # The first breach in row-major order: each block of rows finds its first, and the first block's with one counts.
+    codes = map_blocks(n_users, lambda a, b: kernels.feed_violation(
+        posts[a:b], routes[a:b], _ROUTE_MIN, _ROUTE_MAX, view.post_removed, view.post_author, view.account_removed,
+        view.post_created, float(view.now)), 4 * ROWS_PER_THREAD)
+    code = next((c for c in codes if c != kernels.FEED_OK), kernels.FEED_OK)
     if code != kernels.FEED_OK:
         raise FeedContractError(_FEED_BREACHES[code])
     return Feeds(posts, routes, graduated)
@@ -211,10 +217,12 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     """
     size = scores.values.size
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
-    posts, routes, tied = kernels.assemble_feeds(
-        users.astype(np.intp, copy=False), view.interest_estimate, _c_int32(inn), _c_int32(oon), _c_int32(test),
-        scores.values, view.post_topic[scores.lo: scores.lo + size], scores.lo, np.float32(view.topics),
-        float(boost), factor, post_factor is not None, keep, feed_size)
+    rows, inn32, oon32, test32 = users.astype(np.intp, copy=False), _c_int32(inn), _c_int32(oon), _c_int32(test)
+    window_topic = view.post_topic[scores.lo: scores.lo + size]
+    posts, routes, tied = split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
+        rows[a:b], view.interest_estimate, inn32[a:b], oon32[a:b], test32[a:b], scores.values, window_topic,
+        scores.lo, np.float32(view.topics), float(boost), factor, post_factor is not None, keep, feed_size),
+        ROWS_PER_THREAD)
     redo = np.flatnonzero(tied)
     if redo.size:
         p, r = rank_candidate_rows(view, users[redo], inn[redo], oon[redo], test[redo], scores, boost, keep,
@@ -291,10 +299,11 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
     if not follows.has_canonical_format:   # a repeated follow edge counts once
         follows = follows.copy()
         follows.sum_duplicates()
-    posts, times, counts = kernels.newest_followed(
-        follows.indptr, follows.indices, users.astype(np.intp, copy=False),
-        view.last_session[users].astype(np.float64, copy=False), posting, word_rank, group_start, by_author, created,
-        limit)
+    users = users.astype(np.intp, copy=False)
+    since = view.last_session[users].astype(np.float64, copy=False)
+    posts, times, counts = split_rows(users.size, lambda a, b: kernels.newest_followed(
+        follows.indptr, follows.indices, users[a:b], since[a:b], posting, word_rank, group_start, by_author, created,
+        limit), ROWS_PER_THREAD)
     if trim:
         width = int(counts.max())
         posts, times = posts[:, :width], times[:, :width]
@@ -361,9 +370,11 @@ class InterestSampler:
         segment_u = rng.random(m)
         # Draw x uniformly in [start, start + width) of the cumulative weights.
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
-        return kernels.sample_by_interest(users.astype(np.intp, copy=False), prob, alias, alias_u, explore_u,
-                                          segment_u, np.float32(self.explore), width, start, cum, guide, scale,
-                                          pool, draws)
+        rows = users.astype(np.intp, copy=False)
+        return split_rows(n, lambda a, b: kernels.sample_by_interest(
+            rows[a:b], prob, alias, alias_u[a * draws: b * draws], explore_u[a * draws: b * draws],
+            segment_u[a * draws: b * draws], np.float32(self.explore), width, start, cum, guide, scale, pool, draws),
+            max(1, DRAWS_PER_THREAD // draws))
 
 
 class PostScores:

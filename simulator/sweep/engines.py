@@ -6,6 +6,9 @@
   address is given, or the existing scheduler at ``address`` (its workers must be able to import this package and
   any user ranker or stage the sweep names). Needs the optional extra: ``pip install "simulator[dask]"``.
 
+Each worker's compiled kernels get its share of the CPUs (``threads_per_worker``; see
+:mod:`simulator.kernel_threads`), one thread each on a remote cluster; results do not depend on it.
+
 Both call ``on_result(task, outcome)`` in this process as each unit finishes, in completion order; the records and
 tables built from the outcomes do not depend on that order.
 """
@@ -21,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
+from ..kernel_threads import available_cpus, kernel_threads
 from .spec import SweepError
 from .unit import UnitTask, exit_with_parent, one_line_error, run_unit
 
@@ -45,7 +49,7 @@ class LocalEngine:
         self.workers = workers
 
     def describe(self) -> dict:
-        return {"engine": self.name, "workers": self.workers}
+        return {"engine": self.name, "workers": self.workers, "kernel_threads_per_worker": threads_per_worker(self.workers)}
 
     def open(self) -> None:
         """The pool starts with the first task (see run)."""
@@ -60,7 +64,8 @@ class LocalEngine:
                                    mp_context=multiprocessing.get_context("spawn"),
                                    initializer=exit_with_parent, initargs=(os.getpid(),))
         try:
-            pending = {pool.submit(run_unit, t): t for t in tasks}
+            threads = threads_per_worker(self.workers)
+            pending = {pool.submit(run_unit, t, threads): t for t in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: (pending[f].point_id, pending[f].replicate)):
@@ -90,7 +95,9 @@ class DaskEngine:
         self._cluster = None
 
     def describe(self) -> dict:
-        return {"engine": self.name, "workers": self._cluster_workers or self.workers, "address": self.address}
+        workers = self._cluster_workers or self.workers
+        return {"engine": self.name, "workers": workers, "address": self.address,
+                "kernel_threads_per_worker": 1 if self.address else threads_per_worker(workers)}
 
     def open(self) -> None:
         """Start the LocalCluster, or connect to the scheduler at ``address`` (SweepError if unreachable)."""
@@ -128,11 +135,13 @@ class DaskEngine:
         if not tasks:
             return
         client = self._client
+        # A LocalCluster's workers share this machine; a remote cluster's are unknown: one kernel thread each.
+        threads = 1 if self.address else threads_per_worker(self._cluster_workers or self.workers)
         nonce = uuid.uuid4().hex[:8]
         by_key = {}
         futures = []
         for t in tasks:
-            fut = client.submit(run_unit, t, key=f"simulator-unit-{nonce}-p{t.point_id}-r{t.replicate}", pure=False)
+            fut = client.submit(run_unit, t, threads, key=f"simulator-unit-{nonce}-p{t.point_id}-r{t.replicate}", pure=False)
             by_key[fut.key] = t
             futures.append(fut)
         try:
@@ -169,7 +178,10 @@ def make_engine(name: str, workers: int, address: str | None):
 
 def default_workers() -> int:
     """CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
+
+
+def threads_per_worker(workers: int) -> int:
+    """Kernel threads for each of ``workers`` processes on this machine: their share of this process's kernel
+    threads (the CPUs, or ``SIMULATOR_THREADS``), at least one, so that the workers do not oversubscribe the CPUs."""
+    return max(1, kernel_threads() // max(1, workers))

@@ -45,11 +45,16 @@ def _clean(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def run_unit(task: UnitTask) -> dict:
-    """Run one replicate of one point; return the outcome part of its record (status, error, metrics, timing)."""
+def run_unit(task: UnitTask, kernel_threads: int | None = None) -> dict:
+    """Run one replicate of one point; return the outcome part of its record (status, error, metrics, timing).
+    ``kernel_threads``: the threads this worker's kernels may use (its share of the machine; results do not depend
+    on it), or None to keep the process's setting."""
     from ..audit import WORLD_CACHE, run_replicate
+    from ..kernel_threads import set_kernel_threads
     from ..seeding import replicate_seeds
 
+    if kernel_threads is not None:
+        set_kernel_threads(kernel_threads)
     t0 = time.perf_counter()
     try:
         seed = replicate_seeds(task.root_seed, task.replicates)[task.replicate]

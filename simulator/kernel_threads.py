@@ -1,0 +1,106 @@
+"""Kernel threads: the compiled kernels whose rows are independent run on several threads at once.
+
+A feed's candidates, a user's in-network posts, a user's interest draws and an impression's engagement depend on
+that row alone (and on arrays nobody writes meanwhile). :func:`split_rows` cuts such a call into contiguous blocks
+of rows, runs the blocks on a small pool of threads (the kernels release the GIL) and concatenates the blocks'
+results in row order: the result is the same array, bit for bit, whatever the number of threads. The random draws
+are made before the call, in the run's streams, so threads never touch a generator.
+
+The number of threads is the CPUs this process may use, or the ``SIMULATOR_THREADS`` environment variable (an
+integer ≥ 1), or what :func:`set_kernel_threads` last set. A sweep gives each of its worker processes its share of
+the machine's CPUs (one thread each when there are as many workers as CPUs). Small calls run on the calling thread
+alone: handing a block to another thread costs tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+ENV_VARIABLE = "SIMULATOR_THREADS"
+MAX_THREADS = 256
+
+_threads: int | None = None
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def available_cpus() -> int:
+    """CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads_from_environment() -> int:
+    text = os.environ.get(ENV_VARIABLE, "").strip()
+    if not text:
+        return min(available_cpus(), MAX_THREADS)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"{ENV_VARIABLE}={text!r}: expected an integer from 1 to {MAX_THREADS}")
+    return value
+
+
+def kernel_threads() -> int:
+    """How many threads :func:`split_rows` may use."""
+    global _threads
+    if _threads is None:
+        _threads = _threads_from_environment()
+    return _threads
+
+
+def set_kernel_threads(n: int) -> None:
+    """Use ``n`` threads (1 ≤ n ≤ 256) from now on in this process; results do not depend on it."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"kernel threads: {n!r}: expected an integer from 1 to {MAX_THREADS}")
+    with _pool_lock:
+        if _pool is not None and int(n) != _threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = int(n)
+
+
+def _worker_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="simulator-kernel")
+        return _pool
+
+
+def map_blocks(n_rows: int, run_block: Callable[[int, int], T], min_rows: int) -> list[T]:
+    """``[run_block(start, stop), ...]`` over contiguous blocks of the rows ``0 .. n_rows - 1``, in row order, run
+    on up to :func:`kernel_threads` threads (this one included); no block has fewer than ``min_rows`` rows, so a
+    small call is one block on this thread."""
+    blocks = min(kernel_threads(), n_rows // max(1, min_rows))
+    if blocks <= 1:
+        return [run_block(0, n_rows)]
+    bounds = [n_rows * b // blocks for b in range(blocks + 1)]
+    pool = _worker_pool(kernel_threads())
+    others = [pool.submit(run_block, bounds[b], bounds[b + 1]) for b in range(1, blocks)]
+    first = run_block(bounds[0], bounds[1])
+    return [first] + [f.result() for f in others]
+
+
+def split_rows(n_rows: int, run_rows: Callable[[int, int], np.ndarray | tuple[np.ndarray, ...]],
+               min_rows: int) -> np.ndarray | tuple[np.ndarray, ...]:
+    """``run_rows(0, n_rows)``, computed as blocks ``run_rows(start, stop)`` (:func:`map_blocks`) and concatenated
+    along the first axis. ``run_rows`` must return the rows ``start .. stop - 1`` of every result array (one array
+    or a tuple of them), computed from those rows alone."""
+    parts = map_blocks(n_rows, run_rows, min_rows)
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return tuple(np.concatenate(column) for column in zip(*parts))

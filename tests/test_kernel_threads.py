@@ -1,0 +1,171 @@
+"""Kernel threads: splitting a kernel's rows over threads never changes a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import simulator.audience as audience
+import simulator.ranking.base as ranking_base
+from simulator import kernel_threads, kernels
+from simulator.config import load_scenario
+from simulator.model import AuditWorld
+from simulator.ranking import EMPTY as EMPTY_SLOT
+from simulator.sweep.engines import threads_per_worker
+
+
+@pytest.fixture
+def threads():
+    """Restore the process's kernel threads after a test changes them."""
+    before = kernel_threads.kernel_threads()
+    yield kernel_threads.set_kernel_threads
+    kernel_threads.set_kernel_threads(before)
+
+
+def _rows_of(a: np.ndarray, start: int, stop: int):
+    """A row-wise computation returning a tuple: each row's sum, and the rows doubled."""
+    block = a[start:stop]
+    return block.sum(axis=1), block * 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 60), cols=st.integers(1, 4), n_threads=st.integers(1, 5), min_rows=st.integers(1, 20))
+def test_split_rows_equals_one_call(n, cols, n_threads, min_rows):
+    a = np.arange(n * cols, dtype=np.int64).reshape(n, cols)
+    before = kernel_threads.kernel_threads()
+    try:
+        kernel_threads.set_kernel_threads(n_threads)
+        split = kernel_threads.split_rows(n, lambda s, e: _rows_of(a, s, e), min_rows)
+        single = kernel_threads.split_rows(n, lambda s, e: a[s:e] + 1, min_rows)
+    finally:
+        kernel_threads.set_kernel_threads(before)
+    whole = _rows_of(a, 0, n)
+    assert isinstance(split, tuple) and len(split) == 2
+    for got, want in zip(split, whole):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert isinstance(single, np.ndarray) and np.array_equal(single, a + 1)
+
+
+def test_split_rows_uses_blocks_of_at_least_min_rows(threads):
+    threads(4)
+    seen = []
+    kernel_threads.split_rows(10, lambda s, e: (seen.append((s, e)), np.arange(s, e))[1], 3)
+    assert sorted(seen) == [(0, 3), (3, 6), (6, 10)]   # 10 // 3 = 3 blocks, not 4
+    seen.clear()
+    kernel_threads.split_rows(5, lambda s, e: (seen.append((s, e)), np.arange(s, e))[1], 3)
+    assert seen == [(0, 5)]   # too few rows for two blocks: one call on this thread
+
+
+def test_split_rows_runs_blocks_on_other_threads(threads):
+    import threading
+
+    threads(2)
+    names = set()
+
+    def run(s, e):
+        names.add(threading.current_thread().name)
+        return np.arange(s, e)
+
+    assert np.array_equal(kernel_threads.split_rows(8, run, 1), np.arange(8))
+    assert len(names) == 2 and any(n.startswith("simulator-kernel") for n in names)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 257, 2.0, True, "2"])
+def test_set_kernel_threads_rejects_bad_values(threads, bad):
+    with pytest.raises(ValueError, match="expected an integer from 1 to 256"):
+        threads(bad)
+
+
+@pytest.mark.parametrize("text, expected", [("3", 3), (" 1 ", 1), ("", None)])
+def test_threads_from_environment(monkeypatch, text, expected):
+    monkeypatch.setenv(kernel_threads.ENV_VARIABLE, text)
+    want = expected if expected is not None else min(kernel_threads.available_cpus(), kernel_threads.MAX_THREADS)
+    assert kernel_threads._threads_from_environment() == want
+
+
+@pytest.mark.parametrize("text", ["0", "many", "1.5", "999"])
+def test_bad_threads_environment_names_the_variable(monkeypatch, text):
+    monkeypatch.setenv(kernel_threads.ENV_VARIABLE, text)
+    with pytest.raises(ValueError, match=f"SIMULATOR_THREADS={text!r}: expected an integer from 1 to 256"):
+        kernel_threads._threads_from_environment()
+
+
+def test_threads_per_worker_shares_the_kernel_threads(threads):
+    threads(4)
+    assert [threads_per_worker(w) for w in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
+    threads(1)
+    assert threads_per_worker(1) == 1
+
+
+def _world_state(world: AuditWorld) -> list[np.ndarray]:
+    t, n = world.posts, world.posts.n
+    return [t.views[:n], t.engagements[:n], t.trusted_views[:n], t.engagement_by_route[:n], t.credit[:n],
+            world.population.support, world.ledger.reached, np.array([world.impressions_served])]
+
+
+@pytest.mark.parametrize("mitigations", [[], ['mitigations=[{name="dormancy_dampening"}, '
+                                                 '{name="coordination_detection"}]']], ids=["plain", "mitigated"])
+def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigations):
+    """Every split call site (feeds, in-network posts, interest draws, engagement draws, the step's counting) cut
+    into many small blocks over three threads gives the world of one thread, bit for bit, with the campaign
+    active, with and without mitigation stages."""
+    overrides = ["population.organic_users=2500", "days=3", "campaign.bots.activation_day=1",
+                 "campaign.recruits.recruit_day=1"] + mitigations
+    s = load_scenario("romania_2024", overrides)
+    threads(1)
+    one = AuditWorld(s, np.random.SeedSequence(5)).run()
+    calls = []
+    real_split = kernel_threads.split_rows
+
+    def counting_split(n, run, min_rows):
+        calls.append(n)
+        return real_split(n, run, min_rows)
+
+    real_blocks = kernel_threads.map_blocks
+
+    def counting_blocks(n, run, min_rows):
+        calls.append(n)
+        return real_blocks(n, run, min_rows)
+
+    for module in (ranking_base, audience):
+        monkeypatch.setattr(module, "split_rows", counting_split)
+    monkeypatch.setattr(kernels, "map_blocks", counting_blocks)
+    monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 13)
+    monkeypatch.setattr(ranking_base, "ROWS_PER_THREAD", 5)
+    monkeypatch.setattr(ranking_base, "DRAWS_PER_THREAD", 7)
+    monkeypatch.setattr(audience, "IMPRESSIONS_PER_THREAD", 11)
+    threads(3)
+    split = AuditWorld(s, np.random.SeedSequence(5)).run()
+    assert calls and max(calls) >= 3 * 11   # blocks were in fact cut
+    for a, b in zip(_world_state(one), _world_state(split)):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("breaches, message", [
+    ({}, None),
+    ({5: [1, 0, 1], 9: [0, 5, EMPTY_SLOT]}, "twice"),            # the first breach in row order is reported
+    ({2: [0, 5, EMPTY_SLOT], 9: [1, 0, 1]}, "does not exist"),
+    ({11: [4, EMPTY_SLOT, EMPTY_SLOT]}, "future"),                # a breach in the last block only
+])
+def test_check_feeds_over_blocks_reports_the_first_breach(threads, monkeypatch, breaches, message):
+    from worldkit import build_world
+
+    from simulator.ranking import FeedContractError, Feeds
+    from simulator.ranking.base import check_feeds
+
+    world = build_world(n_accounts=3, n_audience=1, topics=1, author=[1, 1, 1, 2, 1],
+                        created=[10.0, 20.0, 30.0, 40.0, 100.0], removed=[False, False, True, False, False],
+                        account_removed=[False, False, True])
+    view = world.view(100.0)
+    posts = np.tile(np.array([0, 1, EMPTY_SLOT], dtype=np.int32), (12, 1))
+    for row, feed in breaches.items():
+        posts[row] = feed
+    feeds = Feeds(posts, np.zeros(posts.shape, dtype=np.int8))
+    monkeypatch.setattr(ranking_base, "ROWS_PER_THREAD", 1)   # blocks of 4 rows: three blocks on three threads
+    threads(3)
+    if message is None:
+        assert np.array_equal(check_feeds(feeds, 12, 3, view).posts, posts)
+    else:
+        with pytest.raises(FeedContractError, match=message):
+            check_feeds(feeds, 12, 3, view)
