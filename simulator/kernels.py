@@ -21,6 +21,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .kernel_threads import map_blocks
+
 EMPTY = -1
 FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
 
@@ -1069,66 +1071,109 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
 
 
 @njit(**_JIT)
+def slot_counts(account, post, types, time, served, slot, n_slots, route_of_account, created, early_minutes, n_types,
+                n_routes, first_event):
+    """The unit-weight counts of a block of a step's events (event ``first_event`` onwards), per slot of
+    :func:`post_slots`: (plays, first-hour plays, served plays; engagements by type, first-hour and served ones; the
+    engagers' routes; each as int32 per slot), the block's engagement count and its follow events (ascending event
+    numbers). Counting only into slots, blocks of events can be counted on several threads and their counts added
+    (integers: the order does not matter); :func:`add_slot_counts` then applies them to the post table once."""
+    n = post.size
+    plays = np.zeros(n_slots, dtype=np.int32)
+    early_plays = np.zeros(n_slots, dtype=np.int32)
+    served_plays = np.zeros(n_slots, dtype=np.int32)
+    eng = np.zeros((n_slots, n_types), dtype=np.int32)
+    eng_early = np.zeros((n_slots, n_types), dtype=np.int32)
+    eng_served = np.zeros((n_slots, n_types), dtype=np.int32)
+    by_route = np.zeros((n_slots, n_routes), dtype=np.int32)
+    follow_bit = 1 << (n_types - 1)   # follow is the last engagement type (content.FOLLOW)
+    follows = np.empty(n, dtype=np.int64)
+    n_eng = 0
+    n_follow = 0
+    for e in range(n):
+        q = slot[e]
+        early = time[e] - created[post[e]] < early_minutes
+        srv = served[e]
+        plays[q] += 1
+        early_plays[q] += early
+        served_plays[q] += srv
+        t = types[e]
+        if t == 0:
+            continue
+        r = route_of_account[account[e]]
+        for b in range(n_types):
+            if t & (1 << b):
+                eng[q, b] += 1
+                by_route[q, r] += 1
+                n_eng += 1
+                if early:
+                    eng_early[q, b] += 1
+                if srv:
+                    eng_served[q, b] += 1
+        if t & follow_bit:
+            follows[n_follow] = first_event + e
+            n_follow += 1
+    return (plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, np.array([n_eng], np.int64),
+            follows[:n_follow].copy())
+
+
+@njit(**_JIT)
+def add_slot_counts(posts, plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, views,
+                    served_views, engagements, engagement_by_route, trusted_views, trusted_first_hour_views,
+                    trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements):
+    """Add the step's counts of each slot (:func:`slot_counts`, summed over blocks) to its post's columns, once per
+    post: the counts as they happened (int32) and, every weight being 1, the platform's float32 signals, which
+    receive each count as one float32 addition (what :func:`count_trusted` adds with unit weights)."""
+    any_engagement = False
+    for q in range(posts.size):
+        p = posts[q]
+        views[p] += plays[q]
+        served_views[p] += served_plays[q]
+        trusted_views[p] += np.float32(plays[q])
+        trusted_first_hour_views[p] += np.float32(early_plays[q])
+        for r in range(by_route.shape[1]):
+            if by_route[q, r]:
+                engagement_by_route[p, r] += np.float32(by_route[q, r])
+                any_engagement = True
+    if any_engagement:
+        for q in range(posts.size):
+            p = posts[q]
+            for b in range(eng.shape[1]):
+                engagements[p, b] += eng[q, b]
+                trusted_engagements[p, b] += np.float32(eng[q, b])
+                trusted_first_hour_engagements[p, b] += np.float32(eng_early[q, b])
+                trusted_served_engagements[p, b] += np.float32(eng_served[q, b])
+
+
+#: The fewest events a kernel thread counts (kernel_threads.split_rows).
+EVENTS_PER_THREAD = 65536
+
+
 def count_step(account, post, types, time, served, route_of_account, created, early_minutes, views, served_views,
                engagements, engagement_by_route, trusted_views, trusted_first_hour_views, trusted_engagements,
                trusted_first_hour_engagements, trusted_served_engagements):
-    """:func:`count_plays` then :func:`count_trusted` with every weight 1 (no mitigation stage), in one pass over
-    the events: the same counts, in place; returns what :func:`count_plays` returns. (The loop repeats the two
-    kernels' per-event bodies on purpose: one pass over the step's events instead of two.)"""
+    """:func:`count_plays` then :func:`count_trusted` with every weight 1 (no mitigation stage): the same counts, in
+    place; returns what :func:`count_plays` returns. Blocks of events are counted per post slot, on several threads
+    for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_slot_counts`)."""
     n = post.size
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
     slot, posts = post_slots(post)
     m = posts.size
-    nt = engagements.shape[1]
-    nr = engagement_by_route.shape[1]
-    by_route = np.zeros((m, nr), dtype=np.int64)
-    v_all = np.zeros(m)
-    v_early = np.zeros(m)
-    e_all = np.zeros((m, nt))
-    e_early = np.zeros((m, nt))
-    e_served = np.zeros((m, nt))
-    follow_bit = 1 << (nt - 1)   # follow is the last engagement type (content.FOLLOW)
-    follows = np.empty(n, dtype=np.int64)
-    n_eng = 0
-    n_follow = 0
-    any_engagement = False
-    for e in range(n):
-        p = post[e]
-        q = slot[e]
-        views[p] += 1
-        early = time[e] - created[p] < early_minutes
-        v_all[q] += 1.0
-        if early:
-            v_early[q] += 1.0
-        if served[e]:
-            served_views[p] += 1
-        t = types[e]
-        if t == 0:
-            continue
-        any_engagement = True
-        r = route_of_account[account[e]]
-        for b in range(nt):
-            if t & (1 << b):
-                engagements[p, b] += 1
-                by_route[q, r] += 1
-                n_eng += 1
-                e_all[q, b] += 1.0
-                if early:
-                    e_early[q, b] += 1.0
-                if served[e]:
-                    e_served[q, b] += 1.0
-        if t & follow_bit:
-            follows[n_follow] = e
-            n_follow += 1
-    for q in range(m):
-        for r in range(nr):
-            if by_route[q, r]:
-                engagement_by_route[posts[q], r] += np.float32(by_route[q, r])
-    _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
-                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-                      trusted_served_engagements)
-    return n_eng, follows[:n_follow].copy()
+    n_types, n_routes = engagements.shape[1], engagement_by_route.shape[1]
+    blocks = map_blocks(n, lambda a, b: slot_counts(
+        account[a:b], post[a:b], types[a:b], time[a:b], served[a:b], slot[a:b], m, route_of_account, created,
+        float(early_minutes), n_types, n_routes, a), EVENTS_PER_THREAD)
+    counts = list(blocks[0])
+    for block in blocks[1:]:
+        for i in range(7):
+            counts[i] += block[i]
+    add_slot_counts(posts, *counts[:7], views, served_views, engagements, engagement_by_route, trusted_views,
+                    trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                    trusted_served_engagements)
+    n_eng = int(sum(int(block[7][0]) for block in blocks))
+    follows = blocks[0][8] if len(blocks) == 1 else np.concatenate([block[8] for block in blocks])
+    return n_eng, follows
 
 
 @njit(**_JIT)
@@ -1555,9 +1600,12 @@ HOT_PATH_SIGNATURES = {
                  _i64, _i64)],
     count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
                    _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],
-    count_step: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean),
-                  _array(types.int8), _array(_f64), _f64, _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2),
-                  _array(_f32), _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
+    post_slots: [(_array(_i64),)],
+    slot_counts: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_i32),
+                   _i64, _array(types.int8), _array(_f64), _f64, _i64, _i64, _i64)],
+    add_slot_counts: [(_array(_i64), _array(_i32), _array(_i32), _array(_i32), _array(_i32, 2), _array(_i32, 2),
+                       _array(_i32, 2), _array(_i32, 2), _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2),
+                       _array(_f32), _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
     note_first_times: [(_array(_f64), _array(_i64), _array(_f64), _array(types.boolean))],
     first_hour_velocity: [(_i64, _i64, _array(_f32, 2, readonly=True), _array(_f32, readonly=True), _array(_i64), _array(_i64, readonly=True),
                            _array(_f64, readonly=True), _array(_f32, readonly=True), _array(types.uint8, readonly=True),

@@ -374,8 +374,17 @@ def _reference_counts(table, account, post, types, time, served, weights, route_
 
 @pytest.mark.parametrize("unit", [True, False])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_step_counting_kernels_are_the_numpy_definition(unit, seed):
+@pytest.mark.parametrize("blocks", [1, 3], ids=["one-block", "three-blocks"])
+def test_step_counting_kernels_are_the_numpy_definition(unit, seed, blocks, monkeypatch):
+    """count_plays + count_trusted, and count_step (unit weights; its events counted in one block, or in three
+    blocks on three threads), against the NumPy definition."""
+    from simulator import kernel_threads
     from simulator.content import PostTable
+
+    if blocks > 1:
+        monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 1000)
+        monkeypatch.setattr(kernel_threads, "_threads", 3)
+        monkeypatch.setattr(kernel_threads, "_pool", None)
 
     rng = np.random.default_rng(seed)
     n_posts, n_accounts, n_events = 300, 50, 4000
