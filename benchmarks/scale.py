@@ -20,6 +20,10 @@ one JSON line). The parent stays small on purpose: on Linux a child inherits its
 ``exec``, so a heavy parent would inflate every child's ``ru_maxrss``. Each row also carries ``VmHWM`` (the child's
 own high-water mark) where ``/proc`` has it.
 
+Each world's compiled kernels split their rows over ``--threads`` threads (``SIMULATOR_THREADS``; default: the CPUs
+this process may use, see :mod:`simulator.kernel_threads`); plain Mesa steps its agents on one thread, as Python
+does. The table prints each world's threads and CPU time; ``--threads 1`` gives the single-threaded figures.
+
 The same world is also run with the full mitigation pipeline (all six built-in stages, default parameters) at the
 sizes in ``--mitigation-sizes`` (default 10^5), and the report prints the pipeline's extra wall time next to the
 unmitigated figure (target: less than 50% extra). Add a ``(label, overrides)`` entry to :data:`VARIANTS` to compare
@@ -99,6 +103,7 @@ def child_one_world(users: int, days: int, seed: int, overrides: list[str], scen
     import scipy
     import simulator
     from simulator.config import load_scenario
+    from simulator.kernel_threads import kernel_threads
     from simulator.model import AuditWorld
 
     scenario = load_scenario(scenario_name, scenario_overrides(users, days, overrides))
@@ -127,6 +132,7 @@ def child_one_world(users: int, days: int, seed: int, overrides: list[str], scen
         "impressions_per_s": impressions / run_s if run_s > 0 else None,
         "engagements": int(world.engagements),
         "steps_per_s": scenario.n_steps / run_s if run_s > 0 else None,
+        "kernel_threads": kernel_threads(),
         "posts": int(world.posts.n),
         "follow_edges": int(world.population.follows.matrix.nnz),
         "peak_rss_bytes": peak_rss_bytes(),
@@ -175,10 +181,12 @@ def scenario_overrides(users: int, days: int, overrides: list[str]) -> list[str]
     return [f"population.organic_users={users}", f"days={days}"] + list(overrides)
 
 
-def run_child(args: list[str]) -> tuple[dict | None, str | None]:
-    """Run this script with ``args`` in a fresh interpreter; returns (its JSON result, or None, and an error)."""
+def run_child(args: list[str], threads: int | None = None) -> tuple[dict | None, str | None]:
+    """Run this script with ``args`` in a fresh interpreter (with ``SIMULATOR_THREADS=threads`` when given);
+    returns (its JSON result, or None, and an error)."""
     cmd = [sys.executable, str(Path(__file__).resolve())] + args
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, cwd=str(REPO_ROOT))
+    env = dict(os.environ) if threads is None else {**os.environ, "SIMULATOR_THREADS": str(threads)}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, cwd=str(REPO_ROOT), env=env)
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARK):
@@ -264,15 +272,16 @@ def report(rows: list[dict], baseline: dict | None, baseline_error: str | None,
     else:
         out.append(f"Plain Mesa baseline failed: {baseline_error}")
     out.append("")
-    headers = ["users", "variant", "days", "build s", "run s", "run CPU s", "peak RSS", "impressions", "imp/s",
-               "engagements", "steps/s"]
+    headers = ["users", "variant", "days", "threads", "build s", "run s", "run CPU s", "peak RSS", "impressions",
+               "imp/s", "engagements", "steps/s"]
     body, failures = [], []
     for r in rows:
         if r.get("error"):
             body.append([fmt_int(r["users"]), r["variant"], str(r["days"]), "failed"] + ["—"] * (len(headers) - 4))
             failures.append(f"{r['users']:,} users ({r['variant']}) failed: {r['error']} (its stderr is above)")
             continue
-        body.append([fmt_int(r["users"]), r["variant"], str(r["days"]), fmt_s(r["build_s"]), fmt_s(r["run_s"]),
+        body.append([fmt_int(r["users"]), r["variant"], str(r["days"]), str(r.get("kernel_threads", "—")),
+                     fmt_s(r["build_s"]), fmt_s(r["run_s"]),
                      fmt_s(r["run_cpu_s"]), fmt_bytes(r["peak_rss_bytes"]), fmt_int(r["impressions"]),
                      fmt_rate(r["impressions_per_s"]), fmt_int(r["engagements"]), f"{r['steps_per_s']:.3g}"])
     out.append(table(headers, body, left=2))
@@ -358,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario name or TOML file (default: %(default)s)")
     p.add_argument("--mitigation-sizes", type=int, nargs="*", default=[COMPARE_USERS], metavar="N",
                    help="sizes also run with all six mitigation stages (default: %(default)s; none: no values)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="kernel threads of each world (SIMULATOR_THREADS; default: that variable, else the CPUs this "
+                        "process may use); results do not depend on it, plain Mesa always runs on one")
     p.add_argument("--mesa-agents", type=int, default=100_000,
                    help="agents in the plain-Mesa baseline (default: %(default)s)")
     p.add_argument("--mesa-seconds", type=float, default=3.0,
@@ -383,6 +395,8 @@ def check_inputs(args) -> tuple[int, str | None]:
 
     if any(n <= 0 for n in args.sizes):
         return EXIT_BAD_INPUT, "--sizes: expected positive integers"
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        return EXIT_BAD_INPUT, f"--threads {args.threads}: expected an integer from 1 to 256"
     if args.mesa_agents <= 0 or args.mesa_seconds <= 0:
         return EXIT_BAD_INPUT, "--mesa-agents and --mesa-seconds must be positive"
     for o in args.overrides:
@@ -432,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             parent_rss = peak_rss_bytes()
             t0 = time.perf_counter()
             result, error = run_child(world_child_args(n, args.days, args.seed, args.overrides + extra,
-                                                       args.scenario))
+                                                       args.scenario), args.threads)
             row = {"users": n, "variant": label, "overrides": args.overrides + extra, "days": args.days,
                    "child_wall_s": time.perf_counter() - t0, "parent_peak_rss_bytes": parent_rss}
             if result is None:
@@ -453,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.json is not None:
         doc = {"started_at": started, "argv": sys.argv, "scenario": args.scenario, "sizes": args.sizes,
+               "threads": args.threads,
                "days": args.days, "seed": args.seed, "overrides": args.overrides,
                "variants": [{"label": label, "overrides": extra} for label, extra in VARIANTS + [MITIGATION_VARIANT]],
                "mitigation_sizes": args.mitigation_sizes,
