@@ -270,9 +270,12 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
     -inf. The ``keep`` best (ties by column) follow the user's ``test`` posts (DISCOVERY); repeats of a test post
     are dropped, EMPTY slots moved last, ``feed_size`` kept.
 
-    Returns (posts, routes, tied): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold two scores equal
-    but for their lowest bits (exact ties among them): ``top_k`` orders such rows by :func:`numpy.argpartition`,
-    so the caller recomputes them with the NumPy definition (a fraction of a percent of feeds).
+    Returns (posts, routes, tied, tied_scores): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold two
+    scores equal but for their lowest bits (exact ties among them): ``top_k`` orders such rows by
+    :func:`numpy.argpartition`, so the caller ranks them again with ``top_k`` itself (a fraction of a percent of
+    feeds). ``tied_scores`` holds those rows' candidate scores, one row per tied row in row order, as
+    ``PostScores.with_interest`` scores the de-duplicated candidates (-inf for a repeat, EMPTY or a post outside
+    the window).
     """
     n = users.size
     wi, wo, ts = inn.shape[1], oon.shape[1], test.shape[1]
@@ -281,9 +284,12 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
     posts_out = np.full((n, feed_size), EMPTY, dtype=np.int32)
     routes_out = np.zeros((n, feed_size), dtype=np.int8)
     tied = np.zeros(n, dtype=np.bool_)
+    tied_scores = np.empty((n, c), dtype=np.float64)   # untouched pages cost nothing; few rows are written
+    n_tied = 0
     kk = keep if keep < c else c
     cand = np.empty(c, dtype=np.int64)
     score = np.empty(c, dtype=np.float64)
+    kept = np.zeros(c, dtype=np.bool_)
     key = np.empty(c, dtype=np.int64)
     top = np.empty(c + 1, dtype=np.int64)
     fbuf = np.empty(1, dtype=np.float64)
@@ -326,6 +332,7 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
         m_keys = 0
         for j in range(c if size > 0 else 0):
             sc = score[j]
+            kept[j] = False
             if sc == ninf:
                 continue
             p = cand[j]
@@ -340,6 +347,7 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
                 continue
             seen_row[h] = i
             seen_post[h] = p
+            kept[j] = True
             neg = 0.0 - sc                   # +0.0 for either zero
             fbuf[0] = neg
             bits = ibuf[0]
@@ -358,6 +366,9 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
         for q in range(n_top - 1):
             if (top[q] >> shift) == (top[q + 1] >> shift):
                 tied[i] = True   # equal to the bits the column replaced: the NumPy definition decides
+                for j in range(c):
+                    tied_scores[n_tied, j] = score[j] if kept[j] else ninf
+                n_tied += 1
                 break
         ranked = m_keys if m_keys < kk else kk
         # Test posts first (a repeat of an earlier one dropped), then the ranked ones not already shown.
@@ -379,7 +390,7 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
         for j in range(min(m, feed_size)):
             posts_out[i, j] = row_posts[j]
             routes_out[i, j] = row_routes[j]
-    return posts_out, routes_out, tied
+    return posts_out, routes_out, tied, tied_scores[:n_tied].copy()
 
 
 @njit(**_JIT)

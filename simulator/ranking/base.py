@@ -213,20 +213,21 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     ``post_factor``); the ``keep`` best follow the user's ``test`` posts (DISCOVERY, may be zero columns); a post
     already shown as a test post is not repeated, EMPTY slots go last and ``feed_size`` slots are kept. The work is
     one compiled pass per feed (:func:`kernels.assemble_feeds`); :func:`rank_candidate_rows` is its NumPy
-    definition, used for the rows where :func:`top_k` breaks an exact tie.
+    definition. Rows where two of the best scores tie exactly are ranked by :func:`top_k` itself, on the scores the
+    kernel computed (:func:`feeds_from_scores`), since ``top_k`` orders ties as :func:`numpy.argpartition` does.
     """
     size = scores.values.size
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     rows, inn32, oon32, test32 = users.astype(np.intp, copy=False), _c_int32(inn), _c_int32(oon), _c_int32(test)
     window_topic = view.post_topic[scores.lo: scores.lo + size]
-    posts, routes, tied = split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
+    posts, routes, tied, tied_scores = split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
         rows[a:b], view.interest_estimate, inn32[a:b], oon32[a:b], test32[a:b], scores.values, window_topic,
         scores.lo, np.float32(view.topics), float(boost), factor, post_factor is not None, keep, feed_size),
         ROWS_PER_THREAD)
     redo = np.flatnonzero(tied)
-    if redo.size:
-        p, r = rank_candidate_rows(view, users[redo], inn[redo], oon[redo], test[redo], scores, boost, keep,
-                                   feed_size, post_factor)
+    if redo.size:   # rows with exact ties: ranked by top_k itself, on the scores the kernel computed
+        p, r = feeds_from_scores(np.concatenate([inn32[redo], oon32[redo]], axis=1), tied_scores, test32[redo],
+                                 inn.shape[1], keep, feed_size)
         posts[redo] = EMPTY
         posts[redo, :p.shape[1]] = p
         routes[redo, :r.shape[1]] = r
@@ -245,11 +246,19 @@ def rank_candidate_rows(view: PlatformView, users: np.ndarray, inn: np.ndarray, 
     columns."""
     cand = dedupe_rows(np.concatenate([inn, oon], axis=1))   # a followed post keeps its in-network route
     score = scores.with_interest(view, users, cand, boost=boost, boosted=inn.shape[1], post_factor=post_factor)
+    return feeds_from_scores(cand, score, test, inn.shape[1], keep, feed_size)
+
+
+def feeds_from_scores(cand: np.ndarray, score: np.ndarray, test: np.ndarray, n_in_network: int, keep: int,
+                      feed_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The end of :func:`rank_candidate_rows`: the ``keep`` best-scored candidates (a -inf score is never shown; the
+    first ``n_in_network`` columns are FOLLOWED, the rest ENGAGEMENT) after the ``test`` posts (DISCOVERY), repeats
+    of a test post dropped, EMPTY slots last, ``feed_size`` columns kept."""
     # Test posts may repeat ranked ones: rank a few more than needed and drop repeats after the merge.
     best = top_k(score, keep)
     ranked = take_rows(cand, best)
     ranked[take_rows(score, best) == -np.inf] = EMPTY
-    ranked_routes = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
+    ranked_routes = np.where(best < n_in_network, np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
     posts = np.concatenate([test, ranked], axis=1)
     routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
     posts, routes = compact_rows(dedupe_ahead(posts, test.shape[1]), routes)
