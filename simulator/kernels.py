@@ -491,6 +491,16 @@ def newest_followed(indptr, indices, users, since, posting, word_rank, group_sta
 
 
 @njit(**_JIT)
+def follower_counts(indices, n_accounts):
+    """How many times each account ``0 .. n_accounts - 1`` appears in ``indices`` (a CSR graph's columns: its
+    followers): ``numpy.bincount(indices, minlength=n_accounts)`` without converting the int32 indices first."""
+    counts = np.zeros(n_accounts, dtype=np.int64)
+    for e in range(indices.size):
+        counts[indices[e]] += 1
+    return counts
+
+
+@njit(**_JIT)
 def csr_union(indptr_a, indices_a, indptr_b, indices_b):
     """The union of two graphs held as canonical CSR arrays (each row's columns sorted, none repeated), as canonical
     CSR arrays (indptr, indices; int32): each row's two sorted column lists merged, a column in both kept once. Runs
@@ -954,50 +964,6 @@ def note_graduations(posts, engagement_by_route, route_at_credit, credit, has_cr
 
 
 @njit(**_JIT)
-def count_plays(account, post, types, served, route_of_account, views, served_views, engagements,
-                engagement_by_route):
-    """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
-    ``engagements`` (int32, per post and type: the mask bits of ``types``) and ``engagement_by_route`` (float32, per
-    post and the engager's route). Counts are made per post first and then added (float32 columns receive each
-    post's count once, as NumPy's per-bin counts would be added). Returns (engagements counted, the event rows
-    that carry a follow, in order)."""
-    n = post.size
-    if n == 0:
-        return 0, np.zeros(0, dtype=np.int64)
-    lo = post.min()
-    span = post.max() - lo + 1
-    nt = engagements.shape[1]
-    nr = engagement_by_route.shape[1]
-    by_route = np.zeros((span, nr), dtype=np.int64)
-    follow_bit = 1 << (nt - 1)   # follow is the last engagement type (content.FOLLOW)
-    follows = np.empty(n, dtype=np.int64)
-    n_eng = 0
-    n_follow = 0
-    for e in range(n):
-        p = post[e]
-        views[p] += 1
-        if served[e]:
-            served_views[p] += 1
-        t = types[e]
-        if t == 0:
-            continue
-        r = route_of_account[account[e]]
-        for b in range(nt):
-            if t & (1 << b):
-                engagements[p, b] += 1
-                by_route[p - lo, r] += 1
-                n_eng += 1
-        if t & follow_bit:
-            follows[n_follow] = e
-            n_follow += 1
-    for q in range(span):
-        for r in range(nr):
-            if by_route[q, r]:
-                engagement_by_route[lo + q, r] += np.float32(by_route[q, r])
-    return n_eng, follows[:n_follow].copy()
-
-
-@njit(**_JIT)
 def post_slots(post):
     """Compact slots for the posts of a batch of events, numbered in order of first appearance: (the slot of each
     event, the post of each slot). A step's events touch a few of the recent posts: per-slot sums then fit in cache
@@ -1038,19 +1004,13 @@ def _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engag
 
 
 @njit(**_JIT)
-def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
-                  trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-                  trusted_served_engagements):
-    """Count one step's plays as the platform weighs them, in place (float32 columns): every play and engagement
-    counts its event's mitigation weight (``unit``: all weights are 1, counted as integers); first-hour columns
-    take the events less than ``early_minutes`` after the post's creation, the served column the feed impressions.
-    Each post's (and type's) sum is made in float64 in event order and added to its column once, as NumPy's
-    ``bincount`` sums would be."""
-    n = post.size
-    if n == 0:
-        return
-    slot, posts = post_slots(post)
-    m = posts.size
+def count_trusted_slots(post, types, time, served, weights, unit, slot, posts, first_slot, stop_slot, created,
+                        early_minutes, trusted_views, trusted_first_hour_views, trusted_engagements,
+                        trusted_first_hour_engagements, trusted_served_engagements):
+    """:func:`count_trusted` for the posts of slots ``first_slot .. stop_slot - 1`` (of :func:`post_slots`): the
+    events of those posts, in event order, summed and added to their columns. Slot ranges hold distinct posts, so
+    ranges can be counted on several threads, each post's sums made in the same order as in one pass."""
+    m = stop_slot - first_slot
     nt = trusted_engagements.shape[1]
     v_all = np.zeros(m)
     v_early = np.zeros(m)
@@ -1058,8 +1018,10 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
     e_early = np.zeros((m, nt))
     e_served = np.zeros((m, nt))
     any_engagement = False
-    for e in range(n):
-        q = slot[e]
+    for e in range(post.size):
+        q = slot[e] - first_slot
+        if q < 0 or q >= m:
+            continue
         w = 1.0 if unit else weights[e]
         early = time[e] - created[post[e]] < early_minutes
         v_all[q] += w
@@ -1076,8 +1038,8 @@ def count_trusted(post, types, time, served, weights, unit, created, early_minut
                     e_early[q, b] += w
                 if served[e]:
                     e_served[q, b] += w
-    _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
-                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+    _add_trusted_sums(posts[first_slot:stop_slot], v_all, v_early, e_all, e_early, e_served, any_engagement,
+                      trusted_views, trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
                       trusted_served_engagements)
 
 
@@ -1170,21 +1132,93 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
     slot, posts = post_slots(post)
-    m = posts.size
-    n_types, n_routes = engagements.shape[1], engagement_by_route.shape[1]
-    blocks = map_blocks(n, lambda a, b: slot_counts(
-        account[a:b], post[a:b], types[a:b], time[a:b], served[a:b], slot[a:b], m, route_of_account, created,
-        float(early_minutes), n_types, n_routes, a), EVENTS_PER_THREAD)
-    counts = list(blocks[0])
-    for block in blocks[1:]:
-        for i in range(7):
-            counts[i] += block[i]
-    add_slot_counts(posts, *counts[:7], views, served_views, engagements, engagement_by_route, trusted_views,
+    blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
+                                engagements.shape[1], engagement_by_route.shape[1], early_minutes)
+    add_slot_counts(posts, *_summed(blocks), views, served_views, engagements, engagement_by_route, trusted_views,
                     trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
                     trusted_served_engagements)
+    return _engagements_and_follows(blocks)
+
+
+def count_plays(account, post, types, time, served, route_of_account, created, views, served_views, engagements,
+                engagement_by_route):
+    """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
+    ``engagements`` (int32, per post and type: the mask bits of ``types``) and ``engagement_by_route`` (float32, per
+    post and the engager's route, each post's count added once). Returns (engagements counted, the event rows that
+    carry a follow, in order). Blocks of events are counted per post slot (:func:`slot_counts`, on several threads
+    for a large step) and added per post (:func:`add_play_counts`)."""
+    n = post.size
+    if n == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    slot, posts = post_slots(post)
+    blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
+                                engagements.shape[1], engagement_by_route.shape[1])
+    counts = _summed(blocks)
+    add_play_counts(posts, counts[0], counts[2], counts[3], counts[6], views, served_views, engagements,
+                    engagement_by_route)
+    return _engagements_and_follows(blocks)
+
+
+def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
+                  trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+                  trusted_served_engagements):
+    """Count one step's plays as the platform weighs them, in place (float32 columns): every play and engagement
+    counts its event's mitigation weight (``unit``: all weights are 1, counted as integers); first-hour columns
+    take the events less than ``early_minutes`` after the post's creation, the served column the feed impressions.
+    Each post's (and type's) sum is made in float64 in event order and added to its column once, as NumPy's
+    ``bincount`` sums would be. A large step's posts are split into slot ranges counted on several threads
+    (:func:`count_trusted_slots`)."""
+    n = post.size
+    if n == 0:
+        return
+    slot, posts = post_slots(post)
+    m = posts.size
+    # Each range scans every event: split only when there are enough events per thread.
+    per_range = max(1, -(-m * EVENTS_PER_THREAD // n))
+    map_blocks(m, lambda a, b: count_trusted_slots(
+        post, types, time, served, weights, bool(unit), slot, posts, a, b, created, float(early_minutes),
+        trusted_views, trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+        trusted_served_engagements), per_range)
+
+
+def _slot_count_blocks(account, post, types, time, served, slot, n_slots, route_of_account, created, n_types,
+                       n_routes, early_minutes=0.0):
+    """:func:`slot_counts` of blocks of the events, on several threads for a large step (in event order)."""
+    return map_blocks(post.size, lambda a, b: slot_counts(
+        account[a:b], post[a:b], types[a:b], time[a:b], served[a:b], slot[a:b], n_slots, route_of_account,
+        created, float(early_minutes), n_types, n_routes, a), EVENTS_PER_THREAD)
+
+
+def _summed(blocks):
+    """The per-slot counts of :func:`slot_counts` blocks, added (integers: the order does not matter)."""
+    counts = list(blocks[0][:7])
+    for block in blocks[1:]:
+        for i in range(7):
+            counts[i] = counts[i] + block[i]
+    return counts
+
+
+def _engagements_and_follows(blocks):
+    """(engagements counted, follow events in order) of :func:`slot_counts` blocks."""
     n_eng = int(sum(int(block[7][0]) for block in blocks))
     follows = blocks[0][8] if len(blocks) == 1 else np.concatenate([block[8] for block in blocks])
     return n_eng, follows
+
+
+@njit(**_JIT)
+def add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements,
+                    engagement_by_route):
+    """Add the step's counts as they happened of each slot (:func:`slot_counts`, summed over blocks) to its post's
+    int32 columns, and the engagers' routes to the float32 ``engagement_by_route`` (one addition per post)."""
+    for q in range(posts.size):
+        p = posts[q]
+        views[p] += plays[q]
+        served_views[p] += served_plays[q]
+        for b in range(eng.shape[1]):
+            engagements[p, b] += eng[q, b]
+        for r in range(by_route.shape[1]):
+            if by_route[q, r]:
+                engagement_by_route[p, r] += np.float32(by_route[q, r])
 
 
 @njit(**_JIT)
@@ -1572,6 +1606,7 @@ HOT_PATH_SIGNATURES = {
                           _array(_f64), _array(_f64), _array(_f64), _array(_i32), _f64, _array(_i32), _i64)],
     assemble_feeds: [(_array(_i64), _array(_f32, 2, readonly=True), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2), _array(_f64),
                       _array(_i16, readonly=True), _i64, _f32, _f64, _array(_f64), types.boolean, _i64, _i64)],
+    follower_counts: [(_array(_i32, readonly=True), _i64)],
     csr_union: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i32, readonly=True),
                  _array(_i32, readonly=True))],
     record_impressions: [(_array(_i64), _array(_i64), _array(types.int8), _array(types.boolean), _array(types.int8),
@@ -1609,8 +1644,8 @@ HOT_PATH_SIGNATURES = {
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
                  _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,
                  _i64, _i64)],
-    count_plays: [(_array(_i64), _array(_i64), _array(types.uint8), _array(types.boolean), _array(types.int8),
-                   _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2))],
+    add_play_counts: [(_array(_i64), _array(_i32), _array(_i32), _array(_i32, 2), _array(_i32, 2), _array(_i32),
+                       _array(_i32), _array(_i32, 2), _array(_f32, 2))],
     post_slots: [(_array(_i64),)],
     slot_counts: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_i32),
                    _i64, _array(types.int8), _array(_f64), _f64, _i64, _i64, _i64)],
@@ -1627,9 +1662,9 @@ HOT_PATH_SIGNATURES = {
     organic_post_content: [(_array(_i64), _array(_f64), _array(_f32, 2), _array(_f64), _f64, _array(_f64), _array(_f64, 2),
                              _i64, _i64)],
     opening_sessions: [(_array(_f64), _array(types.boolean), _array(_f32), _f64)],
-    count_trusted: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
-                     types.boolean, _array(_f64), _f64, _array(_f32), _array(_f32), _array(_f32, 2),
-                     _array(_f32, 2), _array(_f32, 2))],
+    count_trusted_slots: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
+                           types.boolean, _array(_i32), _array(_i64), _i64, _i64, _array(_f64), _f64, _array(_f32),
+                           _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
     feed_violation: [(_array(_i64, 2), _array(types.int8, 2), _i64, _i64, _array(types.boolean, readonly=True),
                       _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
                       _f64)],

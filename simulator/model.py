@@ -222,8 +222,8 @@ class AuditWorld(mesa.Model):
         (ground truth) and new follows."""
         table = self.posts
         n_engagements, follow_rows = kernels.count_plays(
-            events.account, events.post, events.types, events.served, self.route_of_account, table.views,
-            table.served_views, table.engagements, table.engagement_by_route)
+            events.account, events.post, events.types, events.time, events.served, self.route_of_account,
+            table.created, table.views, table.served_views, table.engagements, table.engagement_by_route)
         self._note_plays(n_engagements, follow_rows, events)
 
     def _note_plays(self, n_engagements: int, follow_rows: np.ndarray, events: "StepEvents") -> None:
@@ -234,7 +234,7 @@ class AuditWorld(mesa.Model):
             self.population.follows.add(engagers, self.posts.author[events.post.take(follow_rows)])
 
     def _count_step(self, events: "StepEvents") -> None:
-        """:meth:`_count_plays` then :meth:`_count_trusted` with unit weights, in one compiled pass."""
+        """:meth:`_count_plays` then :meth:`_count_trusted` with unit weights, in one counting of the events."""
         table = self.posts
         n_engagements, follow_rows = kernels.count_step(
             events.account, events.post, events.types, events.time, events.served, self.route_of_account,

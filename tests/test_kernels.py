@@ -404,8 +404,8 @@ def test_step_counting_kernels_are_the_numpy_definition(unit, seed, blocks, monk
         served = rng.random(n_events) < 0.8
         weights = (np.ones(n_events, np.float32) if unit
                    else rng.choice(np.array([1.0, 0.1, 0.37, 0.0], np.float32), n_events))
-        n_eng, follows = kernels.count_plays(account, post, types, served, route_of_account, got.views,
-                                             got.served_views, got.engagements, got.engagement_by_route)
+        n_eng, follows = kernels.count_plays(account, post, types, time, served, route_of_account, got.created,
+                                             got.views, got.served_views, got.engagements, got.engagement_by_route)
         kernels.count_trusted(post, types, time, served, weights, unit, got.created, 60.0, got.trusted_views,
                               got.trusted_first_hour_views, got.trusted_engagements,
                               got.trusted_first_hour_engagements, got.trusted_served_engagements)

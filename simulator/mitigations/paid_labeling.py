@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .base import Evidence, StageContext, Verdict
 
 MINUTES_PER_DAY = 1440.0
@@ -32,7 +33,7 @@ class PaidLabeling:
         s = self.s
         day = int(evidence.now // MINUTES_PER_DAY)
         if day != self._followers_day:   # follower counts, refreshed daily (the graph changes daily)
-            self._followers = np.bincount(view.follows.indices, minlength=view.n_accounts)
+            self._followers = kernels.follower_counts(view.follows.indices, view.n_accounts)
             self._followers_day = day
         author = view.post_author[new].astype(np.int64)
         political = view.post_candidate[new] >= 0
