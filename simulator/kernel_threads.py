@@ -71,6 +71,17 @@ def set_kernel_threads(n: int) -> None:
         _threads = int(n)
 
 
+def _forget_pool_in_child() -> None:
+    """After ``fork``: the parent's pool threads do not exist in the child; a new pool starts on first use."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _worker_pool(threads: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

@@ -169,3 +169,21 @@ def test_check_feeds_over_blocks_reports_the_first_breach(threads, monkeypatch, 
     else:
         with pytest.raises(FeedContractError, match=message):
             check_feeds(feeds, 12, 3, view)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool(threads):
+    """A process forked after the pool started (e.g. a user's multiprocessing script) still splits rows: the
+    parent's pool threads do not exist in the child, so it starts its own instead of waiting on them forever."""
+    import multiprocessing
+
+    threads(2)
+    assert np.array_equal(kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1), np.arange(8))
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(_split_in_child).get(timeout=60)
+    assert result == list(range(8))
+
+
+def _split_in_child():
+    return kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist()
