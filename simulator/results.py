@@ -99,6 +99,28 @@ def dependency_versions(extra: tuple[str, ...] = ()) -> dict:
     return out
 
 
+def numpy_simd() -> dict:
+    """NumPy's SIMD baseline and the dispatched targets it enables on this CPU: some NumPy results (``log10``,
+    ``exp``, float32 powers, the order of ties in an unstable ``argsort``) depend on them, so a run's results are
+    comparable bit for bit only with runs on the same features."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:   # NumPy 1.x
+        try:
+            from numpy.core import _multiarray_umath as umath
+        except ImportError:
+            return {}
+    features = getattr(umath, "__cpu_features__", {})
+    return {"baseline": list(getattr(umath, "__cpu_baseline__", [])),
+            "enabled": [f for f in getattr(umath, "__cpu_dispatch__", []) if features.get(f)]}
+
+
+def platform_facts() -> dict:
+    """The machine facts a manifest records: system, architecture, CPUs, kernel threads, NumPy's SIMD features."""
+    return {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "kernel_threads": kernel_threads(), "numpy_simd": numpy_simd()}
+
+
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -134,8 +156,7 @@ def manifest_document(result: AuditResult, *, scenario_path: str, argv: list[str
         "package": {"name": "simulator", "version": __version__},
         "dependencies": dependency_versions(),
         "git_commit": git_commit(),
-        "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "kernel_threads": kernel_threads()},
+        "platform": platform_facts(),
         "started_at": started_at,
         "wall_time_seconds": round(wall_time, 3),
         "peak_memory_mb": round(peak_memory_mb(), 1),

@@ -301,6 +301,10 @@ def test_manifest(run2, small_overrides):
     assert isinstance(manifest["wall_time_seconds"], (int, float)) and manifest["wall_time_seconds"] >= 0
     assert isinstance(manifest["peak_memory_mb"], (int, float)) and manifest["peak_memory_mb"] > 0
     assert isinstance(manifest["command"], list) and all(isinstance(a, str) for a in manifest["command"])
+    machine = manifest["platform"]
+    assert machine["cpus"] >= 1 and 1 <= machine["kernel_threads"] <= 256
+    simd = machine["numpy_simd"]   # what NumPy dispatches on this CPU: results compare bit for bit on the same
+    assert isinstance(simd["baseline"], list) and isinstance(simd["enabled"], list)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config_hash"] == manifest["config_hash"]
 

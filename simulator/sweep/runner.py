@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,8 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import config_hash, scenario_to_dict
-from ..kernel_threads import kernel_threads
-from ..results import atomic_write_text, csv_text, dependency_versions, dumps_json, git_commit
+from ..results import atomic_write_text, csv_text, dependency_versions, dumps_json, git_commit, platform_facts
 from .analysis import (design_table, metric_names, point_summaries, points_table, sensitivity, sensitivity_table,
                        summary_table)
 from .spec import SweepSpec
@@ -202,8 +199,7 @@ def write_outputs(folder: Path, spec: SweepSpec, records: dict, *, engine: dict,
         "package": {"name": "simulator", "version": __version__},
         "dependencies": _versions(),
         "git_commit": git_commit(),
-        "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "kernel_threads": kernel_threads()},
+        "platform": platform_facts(),
         "engine": engine,
         "started_at": started,
         "wall_time_seconds": round(wall, 3),
