@@ -172,6 +172,7 @@ def test_check_feeds_over_blocks_reports_the_first_breach(threads, monkeypatch, 
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")   # the case under test
 def test_a_forked_child_gets_its_own_pool(threads):
     """A process forked after the pool started (e.g. a user's multiprocessing script) still splits rows: the
     parent's pool threads do not exist in the child, so it starts its own instead of waiting on them forever."""
