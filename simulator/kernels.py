@@ -1050,7 +1050,8 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
     :func:`post_slots`: (plays, first-hour plays, served plays; engagements by type, first-hour and served ones; the
     engagers' routes; each as int32 per slot), the block's engagement count and its follow events (ascending event
     numbers). Counting only into slots, blocks of events can be counted on several threads and their counts added
-    (integers: the order does not matter); :func:`add_slot_counts` then applies them to the post table once."""
+    (integers: the order does not matter); :func:`add_play_counts` and :func:`add_unit_trusted` then apply them to
+    the post table once."""
     n = post.size
     plays = np.zeros(n_slots, dtype=np.int32)
     early_plays = np.zeros(n_slots, dtype=np.int32)
@@ -1091,34 +1092,22 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
 
 
 @njit(**_JIT)
-def add_slot_counts(posts, plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, views,
-                    served_views, engagements, engagement_by_route, trusted_views, trusted_first_hour_views,
-                    trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements):
-    """Add the step's counts of each slot (:func:`slot_counts`, summed over blocks) to its post's columns, once per
-    post: the counts as they happened (int32) and, every weight being 1, the platform's float32 signals, which
-    receive each count as one float32 addition (what :func:`count_trusted` adds with unit weights)."""
-    any_engagement = False
+def add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
+                     trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements):
+    """The platform's float32 signals when every weight is 1: each slot's counts (:func:`slot_counts`, summed over
+    blocks) added to its post's columns as one float32 addition each, what :func:`count_trusted` adds with unit
+    weights."""
     for q in range(posts.size):
         p = posts[q]
-        views[p] += plays[q]
-        served_views[p] += served_plays[q]
         trusted_views[p] += np.float32(plays[q])
         trusted_first_hour_views[p] += np.float32(early_plays[q])
-        for r in range(by_route.shape[1]):
-            if by_route[q, r]:
-                engagement_by_route[p, r] += np.float32(by_route[q, r])
-                any_engagement = True
-    if any_engagement:
-        for q in range(posts.size):
-            p = posts[q]
-            for b in range(eng.shape[1]):
-                engagements[p, b] += eng[q, b]
-                trusted_engagements[p, b] += np.float32(eng[q, b])
-                trusted_first_hour_engagements[p, b] += np.float32(eng_early[q, b])
-                trusted_served_engagements[p, b] += np.float32(eng_served[q, b])
+        for b in range(eng.shape[1]):
+            trusted_engagements[p, b] += np.float32(eng[q, b])
+            trusted_first_hour_engagements[p, b] += np.float32(eng_early[q, b])
+            trusted_served_engagements[p, b] += np.float32(eng_served[q, b])
 
 
-#: The fewest events a kernel thread counts (kernel_threads.split_rows).
+#: The fewest events a kernel thread counts (kernel_threads.map_blocks).
 EVENTS_PER_THREAD = 65536
 
 
@@ -1127,16 +1116,18 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
                trusted_first_hour_engagements, trusted_served_engagements):
     """:func:`count_plays` then :func:`count_trusted` with every weight 1 (no mitigation stage): the same counts, in
     place; returns what :func:`count_plays` returns. Blocks of events are counted per post slot, on several threads
-    for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_slot_counts`)."""
+    for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_play_counts`,
+    :func:`add_unit_trusted`)."""
     n = post.size
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
     slot, posts = post_slots(post)
     blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
                                 engagements.shape[1], engagement_by_route.shape[1], early_minutes)
-    add_slot_counts(posts, *_summed(blocks), views, served_views, engagements, engagement_by_route, trusted_views,
-                    trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-                    trusted_served_engagements)
+    plays, early_plays, served_plays, eng, eng_early, eng_served, by_route = _summed(blocks)
+    add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements, engagement_by_route)
+    add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
+                     trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements)
     return _engagements_and_follows(blocks)
 
 
@@ -1153,9 +1144,8 @@ def count_plays(account, post, types, time, served, route_of_account, created, v
     slot, posts = post_slots(post)
     blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
                                 engagements.shape[1], engagement_by_route.shape[1])
-    counts = _summed(blocks)
-    add_play_counts(posts, counts[0], counts[2], counts[3], counts[6], views, served_views, engagements,
-                    engagement_by_route)
+    plays, _, served_plays, eng, _, _, by_route = _summed(blocks)
+    add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements, engagement_by_route)
     return _engagements_and_follows(blocks)
 
 
@@ -1649,9 +1639,8 @@ HOT_PATH_SIGNATURES = {
     post_slots: [(_array(_i64),)],
     slot_counts: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_i32),
                    _i64, _array(types.int8), _array(_f64), _f64, _i64, _i64, _i64)],
-    add_slot_counts: [(_array(_i64), _array(_i32), _array(_i32), _array(_i32), _array(_i32, 2), _array(_i32, 2),
-                       _array(_i32, 2), _array(_i32, 2), _array(_i32), _array(_i32), _array(_i32, 2), _array(_f32, 2),
-                       _array(_f32), _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
+    add_unit_trusted: [(_array(_i64), _array(_i32), _array(_i32), _array(_i32, 2), _array(_i32, 2), _array(_i32, 2),
+                        _array(_f32), _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
     note_first_times: [(_array(_f64), _array(_i64), _array(_f64), _array(types.boolean))],
     first_hour_velocity: [(_i64, _i64, _array(_f32, 2, readonly=True), _array(_f32, readonly=True), _array(_i64), _array(_i64, readonly=True),
                            _array(_f64, readonly=True), _array(_f32, readonly=True), _array(types.uint8, readonly=True),
