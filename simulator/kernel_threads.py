@@ -4,7 +4,9 @@ A feed's candidates, a user's in-network posts, a user's interest draws and an i
 that row alone (and on arrays nobody writes meanwhile). :func:`split_rows` cuts such a call into contiguous blocks
 of rows, runs the blocks on a small pool of threads (the kernels release the GIL) and concatenates the blocks'
 results in row order: the result is the same array, bit for bit, whatever the number of threads. The random draws
-are made before the call, in the run's streams, so threads never touch a generator.
+are made before the call, in the run's streams, so threads never touch a generator. :func:`map_blocks` hands back
+the blocks' results themselves, for callers that combine them otherwise (the step's counting adds integer counts
+of blocks of events, or counts ranges of posts, each post's sums in event order).
 
 The number of threads is the CPUs this process may use, or the ``SIMULATOR_THREADS`` environment variable (an
 integer ≥ 1), or what :func:`set_kernel_threads` last set. A sweep gives each of its worker processes its share of
@@ -25,6 +27,7 @@ T = TypeVar("T")
 ENV_VARIABLE = "SIMULATOR_THREADS"
 MAX_THREADS = 256
 
+_POOL_PREFIX = "simulator-kernel"
 _threads: int | None = None
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -86,7 +89,7 @@ def _worker_pool(threads: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="simulator-kernel")
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix=_POOL_PREFIX)
         return _pool
 
 
@@ -95,8 +98,8 @@ def map_blocks(n_rows: int, run_block: Callable[[int, int], T], min_rows: int) -
     on up to :func:`kernel_threads` threads (this one included); no block has fewer than ``min_rows`` rows, so a
     small call is one block on this thread."""
     blocks = min(kernel_threads(), n_rows // max(1, min_rows))
-    if blocks <= 1:
-        return [run_block(0, n_rows)]
+    if blocks <= 1 or threading.current_thread().name.startswith(_POOL_PREFIX):
+        return [run_block(0, n_rows)]   # (a block that splits again runs whole: waiting on the pool could deadlock)
     bounds = [n_rows * b // blocks for b in range(blocks + 1)]
     pool = _worker_pool(kernel_threads())
     others = [pool.submit(run_block, bounds[b], bounds[b + 1]) for b in range(1, blocks)]

@@ -188,3 +188,22 @@ def test_a_forked_child_gets_its_own_pool(threads):
 
 def _split_in_child():
     return kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist()
+
+
+def test_a_block_that_splits_again_runs_whole(threads):
+    """map_blocks called from a pool thread (a block whose work splits again) runs as one block there: with one
+    pool worker, waiting on the pool from inside it would never end."""
+    threads(2)
+
+    def outer(start, stop):
+        inner = kernel_threads.split_rows(6, lambda s, e: np.arange(s, e), 1)
+        return np.full(stop - start, inner.sum())
+
+    import threading
+
+    result = []
+    caller = threading.Thread(target=lambda: result.append(kernel_threads.split_rows(4, outer, 1)), daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert result, "split_rows inside a pool thread waited on the pool forever"
+    assert np.array_equal(result[0], np.full(4, 15))
