@@ -1132,16 +1132,17 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
 
 
 def count_plays(account, post, types, time, served, route_of_account, created, views, served_views, engagements,
-                engagement_by_route):
+                engagement_by_route, slots=None):
     """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
     ``engagements`` (int32, per post and type: the mask bits of ``types``) and ``engagement_by_route`` (float32, per
     post and the engager's route, each post's count added once). Returns (engagements counted, the event rows that
     carry a follow, in order). Blocks of events are counted per post slot (:func:`slot_counts`, on several threads
-    for a large step) and added per post (:func:`add_play_counts`)."""
+    for a large step) and added per post (:func:`add_play_counts`). ``slots``: ``post_slots(post)`` when the caller
+    has it."""
     n = post.size
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    slot, posts = post_slots(post)
+    slot, posts = post_slots(post) if slots is None else slots
     blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
                                 engagements.shape[1], engagement_by_route.shape[1])
     plays, _, served_plays, eng, _, _, by_route = _summed(blocks)
@@ -1151,17 +1152,17 @@ def count_plays(account, post, types, time, served, route_of_account, created, v
 
 def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
                   trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-                  trusted_served_engagements):
+                  trusted_served_engagements, slots=None):
     """Count one step's plays as the platform weighs them, in place (float32 columns): every play and engagement
     counts its event's mitigation weight (``unit``: all weights are 1, counted as integers); first-hour columns
     take the events less than ``early_minutes`` after the post's creation, the served column the feed impressions.
     Each post's (and type's) sum is made in float64 in event order and added to its column once, as NumPy's
     ``bincount`` sums would be. A large step's posts are split into slot ranges counted on several threads
-    (:func:`count_trusted_slots`)."""
+    (:func:`count_trusted_slots`). ``slots``: ``post_slots(post)`` when the caller has it."""
     n = post.size
     if n == 0:
         return
-    slot, posts = post_slots(post)
+    slot, posts = post_slots(post) if slots is None else slots
     m = posts.size
     # Each range scans every event: split only when there are enough events per thread.
     per_range = max(1, -(-m * EVENTS_PER_THREAD // n))

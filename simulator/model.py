@@ -151,9 +151,10 @@ class AuditWorld(mesa.Model):
             np.ascontiguousarray(acc, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
             np.ascontiguousarray(masks, dtype=np.uint8), np.ascontiguousarray(times, dtype=np.float64)))
         if self.mitigations.active:
-            self._count_plays(events)
+            slots = kernels.post_slots(events.post) if events.size else None   # both counts group by post
+            self._count_plays(events, slots)
             weights = self.mitigations.review(events, ids)
-            self._count_trusted(events, weights)
+            self._count_trusted(events, weights, slots)
         else:   # every weight is 1: both counts in one pass
             self._count_step(events)
         # 8. End of day.
@@ -217,13 +218,13 @@ class AuditWorld(mesa.Model):
                                               minlength=self.probe_impressions.size)
         return users, posts
 
-    def _count_plays(self, events: "StepEvents") -> None:
+    def _count_plays(self, events: "StepEvents", slots=None) -> None:
         """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes
         (ground truth) and new follows."""
         table = self.posts
         n_engagements, follow_rows = kernels.count_plays(
             events.account, events.post, events.types, events.time, events.served, self.route_of_account,
-            table.created, table.views, table.served_views, table.engagements, table.engagement_by_route)
+            table.created, table.views, table.served_views, table.engagements, table.engagement_by_route, slots)
         self._note_plays(n_engagements, follow_rows, events)
 
     def _note_plays(self, n_engagements: int, follow_rows: np.ndarray, events: "StepEvents") -> None:
@@ -243,7 +244,7 @@ class AuditWorld(mesa.Model):
             table.trusted_first_hour_engagements, table.trusted_served_engagements)
         self._note_plays(n_engagements, follow_rows, events)
 
-    def _count_trusted(self, events: "StepEvents", weights: np.ndarray) -> None:
+    def _count_trusted(self, events: "StepEvents", weights: np.ndarray, slots=None) -> None:
         """The platform's ranking signals: each play and engagement counted with its mitigation weight (when every
         weight is 1 — no stage, or none weighed anything this step — the counts are integers, as without
         mitigations)."""
@@ -251,7 +252,7 @@ class AuditWorld(mesa.Model):
         kernels.count_trusted(events.post, events.types, events.time, events.served, weights,
                               bool((weights == 1.0).all()), table.created, MINUTES_PER_HOUR, table.trusted_views,
                               table.trusted_first_hour_views, table.trusted_engagements,
-                              table.trusted_first_hour_engagements, table.trusted_served_engagements)
+                              table.trusted_first_hour_engagements, table.trusted_served_engagements, slots)
 
     def _note_campaign_posts(self, ids: np.ndarray) -> None:
         camp = ids[self.posts.campaign[ids]] if ids.size else ids
