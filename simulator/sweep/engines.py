@@ -95,9 +95,12 @@ class DaskEngine:
         self._cluster = None
 
     def describe(self) -> dict:
-        workers = self._cluster_workers or self.workers
-        return {"engine": self.name, "workers": workers, "address": self.address,
-                "kernel_threads_per_worker": 1 if self.address else threads_per_worker(workers)}
+        return {"engine": self.name, "workers": self._cluster_workers or self.workers, "address": self.address,
+                "kernel_threads_per_worker": self._kernel_threads()}
+
+    def _kernel_threads(self) -> int:
+        """A LocalCluster's workers share this machine; a remote cluster's are unknown: one kernel thread each."""
+        return 1 if self.address else threads_per_worker(self._cluster_workers or self.workers)
 
     def open(self) -> None:
         """Start the LocalCluster, or connect to the scheduler at ``address`` (SweepError if unreachable)."""
@@ -135,13 +138,13 @@ class DaskEngine:
         if not tasks:
             return
         client = self._client
-        # A LocalCluster's workers share this machine; a remote cluster's are unknown: one kernel thread each.
-        threads = 1 if self.address else threads_per_worker(self._cluster_workers or self.workers)
+        threads = self._kernel_threads()
         nonce = uuid.uuid4().hex[:8]
         by_key = {}
         futures = []
         for t in tasks:
-            fut = client.submit(run_unit, t, threads, key=f"simulator-unit-{nonce}-p{t.point_id}-r{t.replicate}", pure=False)
+            fut = client.submit(run_unit, t, threads, key=f"simulator-unit-{nonce}-p{t.point_id}-r{t.replicate}",
+                                pure=False)
             by_key[fut.key] = t
             futures.append(fut)
         try:
