@@ -3,6 +3,8 @@ they post. Every function works on arrays of users or impressions at once."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import kernels
@@ -13,12 +15,14 @@ from .population import Kind, Population
 
 #: The fewest impressions a kernel thread takes on when drawing engagement (kernel_threads.split_rows).
 IMPRESSIONS_PER_THREAD = 32768
+#: Like counts whose log10(1 + likes) is tabulated (the rest are computed when met).
+LOG10_TABLE_SIZE = 1 << 16
 
 
 def diurnal_weights(step_hours: int, amplitude: float) -> np.ndarray:
     """Share of a day's sessions falling in each step of the day (peak 21:00, trough 09:00)."""
-    hours = np.arange(24) + 0.5
-    w = 1.0 + amplitude * np.cos(2 * np.pi * (hours - 21.0) / 24.0)
+    # The C library's cos (math.cos), the same on every CPU (NumPy's vectorised cos may differ in its last bits).
+    w = np.array([1.0 + amplitude * math.cos(2 * math.pi * (h + 0.5 - 21.0) / 24.0) for h in range(24)])
     w = w.reshape(24 // step_hours, step_hours).sum(axis=1)
     return w / w.sum()
 
@@ -47,7 +51,8 @@ class Audience:
         # Interest in a topic is taken relative to the user's favourite topic (1 = favourite).
         self.inv_top_interest = 1.0 / population.interests[:n].max(axis=1)
         self.interests = population.interests
-        self.interests_flat = population.interests.reshape(-1)
+        # log10(1 + likes) of the social proof, looked up for the like counts most posts have.
+        self.log10_1p = kernels.log10_1p_table(LOG10_TABLE_SIZE)
 
     def sessions(self, step: int) -> np.ndarray:
         """Sorted audience rows that open the app this step (at most one feed per user per step)."""
@@ -62,30 +67,20 @@ class Audience:
         """Engagement draws for aligned impressions: one uint8 type mask per impression, bit i set when the user
         engaged by type i of ``ENGAGEMENT_TYPES`` (0 = a play with no engagement).
 
-        P(type) = base × (interest in topic ÷ interest in favourite topic)^interest_weight × alignment × (1 + social_proof · log10(1 +
-        likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight × support for the post's candidate
+        P(type) = base × (interest in topic ÷ interest in favourite topic)^interest_weight × alignment ×
+        (1 + social_proof · log10(1 + likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight × support for the post's candidate
         on political posts, 1 otherwise. Once recruited, recruits engage target posts ``engagement_boost`` times
         more.
         """
         e = self.s.engagement
         users = users.astype(np.intp, copy=False)
         posts = posts.astype(np.intp, copy=False)
-        match = np.zeros(0, dtype=np.float32)
-        if e.interest_weight != 1.0:   # NumPy's float32 power, which the kernel does not reproduce
-            cell = users * self.s.population.topics + table.topic.take(posts)
-            match = (self.interests_flat.take(cell) * self.inv_top_interest.take(users)) ** e.interest_weight
-        # Social proof is a function of the post: evaluated once per post over the span of ids shown (the recent
-        # posts).
-        lo = int(posts.min()) if posts.size else 0
-        likes = table.engagements[lo: int(posts.max()) + 1 if posts.size else 0, LIKE]
-        social_proof = 1.0 + e.social_proof * np.log10(1.0 + likes)
         # The draws are made (impression, type) row-major, as ever.
         draws = self.engagement_rng.random((posts.size, self.base.size), dtype=np.float32)
-        has_match = match.size > 0
         return split_rows(posts.size, lambda a, b: kernels.engagement_types(
-            users[a:b], posts[a:b], match[a:b] if has_match else match, has_match, self.interests,
-            self.inv_top_interest, table.topic, table.candidate, self.pop.support, float(e.alignment_weight),
-            social_proof, lo, table.quality, self.is_recruit, target if recruits_active else -2,
+            users[a:b], posts[a:b], float(e.interest_weight), self.interests, self.inv_top_interest, table.topic,
+            table.candidate, self.pop.support, float(e.alignment_weight), table.engagements, LIKE,
+            float(e.social_proof), self.log10_1p, table.quality, self.is_recruit, target if recruits_active else -2,
             float(self.s.campaign.recruits.engagement_boost), self.base, draws[a:b]), IMPRESSIONS_PER_THREAD)
 
     def post(self, drafts: PostDrafts, t0: float, step_minutes: float, target_support_cols: int) -> None:

@@ -15,6 +15,8 @@ does this when it is built, so no run pays for it in its first step. Floating po
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -262,20 +264,13 @@ def _holds(row, m, p):
 def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor,
                    has_post_factor, keep, feed_size):
     """Feeds from each user's candidates: the work of ``dedupe_rows`` → ``PostScores.with_interest`` → ``top_k``
-    → (with test posts) ``_dedupe_ahead`` → ``compact_rows``, one row at a time.
+    → (with test posts) ``dedupe_ahead`` → ``compact_rows``, one row at a time.
 
     ``profiles`` holds the interest profiles, read at each of ``users``' rows (prefetched a few users ahead).
     Candidates are ``inn`` (in-network, FOLLOWED, score × ``boost``) then ``oon`` (ENGAGEMENT); a repeat of a post
     is dropped. Score = window value × interest match (× post factor); a post outside the window (or EMPTY) scores
-    -inf. The ``keep`` best (ties by column) follow the user's ``test`` posts (DISCOVERY); repeats of a test post
-    are dropped, EMPTY slots moved last, ``feed_size`` kept.
-
-    Returns (posts, routes, tied, tied_scores): ``tied[i]`` marks a row whose best ``keep + 1`` scores hold two
-    scores equal but for their lowest bits (exact ties among them): ``top_k`` orders such rows by
-    :func:`numpy.argpartition`, so the caller ranks them again with ``top_k`` itself (a fraction of a percent of
-    feeds). ``tied_scores`` holds those rows' candidate scores, one row per tied row in row order, as
-    ``PostScores.with_interest`` scores the de-duplicated candidates (-inf for a repeat, EMPTY or a post outside
-    the window).
+    -inf. The ``keep`` best, ties by column as in ``top_k``, follow the user's ``test`` posts (DISCOVERY); repeats
+    of a test post are dropped, EMPTY slots moved last, ``feed_size`` kept. Returns (posts, routes).
     """
     n = users.size
     wi, wo, ts = inn.shape[1], oon.shape[1], test.shape[1]
@@ -283,25 +278,18 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
     size = values.size
     posts_out = np.full((n, feed_size), EMPTY, dtype=np.int32)
     routes_out = np.zeros((n, feed_size), dtype=np.int8)
-    tied = np.zeros(n, dtype=np.bool_)
-    tied_scores = np.empty((n, c), dtype=np.float64)   # untouched pages cost nothing; few rows are written
-    n_tied = 0
     kk = keep if keep < c else c
     cand = np.empty(c, dtype=np.int64)
     score = np.empty(c, dtype=np.float64)
-    kept = np.zeros(c, dtype=np.bool_)
     key = np.empty(c, dtype=np.int64)
-    top = np.empty(c + 1, dtype=np.int64)
+    key_col = np.empty(c, dtype=np.int64)
+    top = np.empty(c, dtype=np.int64)
     fbuf = np.empty(1, dtype=np.float64)
     ibuf = fbuf.view(np.int64)
     slots = 1
     while slots < 2 * c:
         slots *= 2
     mask = slots - 1
-    shift = 0
-    while (1 << shift) < c:   # bits of c - 1
-        shift += 1
-    colmask = (1 << shift) - 1
     seen_post = np.empty(slots, dtype=np.int64)
     seen_row = np.full(slots, -1, dtype=np.int64)
     row_posts = np.empty(ts + kk, dtype=np.int32)
@@ -327,12 +315,11 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
                 f *= post_factor[rc]
             sc = values[rc] * f
             score[j] = sc if ok else ninf
-        # Repeats dropped (the first slot kept); each finite candidate becomes a unique int64 key: -score's
-        # order-preserving bits with the lowest replaced by the column (the key order of top_k's NumPy fast path).
+        # Repeats dropped (the first slot kept); each finite candidate becomes an int64 key, -score's
+        # order-preserving bits (keys in column order).
         m_keys = 0
         for j in range(c if size > 0 else 0):
             sc = score[j]
-            kept[j] = False
             if sc == ninf:
                 continue
             p = cand[j]
@@ -347,30 +334,23 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
                 continue
             seen_row[h] = i
             seen_post[h] = p
-            kept[j] = True
             neg = 0.0 - sc                   # +0.0 for either zero
             fbuf[0] = neg
             bits = ibuf[0]
             bits ^= (bits >> 63) & 0x7FFFFFFFFFFFFFFF
-            key[m_keys] = (bits & ~colmask) | j
+            key[m_keys] = bits
+            key_col[m_keys] = j
             m_keys += 1
-        # Each key's rank among the row's keys (a permutation: keys are unique); the best kk + 1 kept, best first.
-        n_top = m_keys if m_keys < kk + 1 else kk + 1
+        # Each key's rank among the row's keys, an equal key ranked by column (a permutation); the best kk kept.
+        ranked = m_keys if m_keys < kk else kk
         for a in range(m_keys):
             ka = key[a]
             r = 0
             for q in range(m_keys):
-                r += key[q] < ka
-            if r < n_top:
-                top[r] = ka
-        for q in range(n_top - 1):
-            if (top[q] >> shift) == (top[q + 1] >> shift):
-                tied[i] = True   # equal to the bits the column replaced: the NumPy definition decides
-                for j in range(c):
-                    tied_scores[n_tied, j] = score[j] if kept[j] else ninf
-                n_tied += 1
-                break
-        ranked = m_keys if m_keys < kk else kk
+                kq = key[q]
+                r += (kq < ka) | ((kq == ka) & (q < a))
+            if r < ranked:
+                top[r] = key_col[a]
         # Test posts first (a repeat of an earlier one dropped), then the ranked ones not already shown.
         m = 0
         for j in range(ts):
@@ -381,7 +361,7 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
                 m += 1
         m_test = m
         for q in range(ranked):
-            col = top[q] & colmask
+            col = top[q]
             p = cand[col]
             if not _holds(row_posts, m_test, p):
                 row_posts[m] = p
@@ -390,7 +370,7 @@ def assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf
         for j in range(min(m, feed_size)):
             posts_out[i, j] = row_posts[j]
             routes_out[i, j] = row_routes[j]
-    return posts_out, routes_out, tied, tied_scores[:n_tied].copy()
+    return posts_out, routes_out
 
 
 @njit(**_JIT)
@@ -876,14 +856,38 @@ def persuasion_pulls(users, candidates, n_cols):
 
 
 @njit(**_JIT)
-def move_support(support, users, moved, pulls):
-    """``support[u] = (1 - moved) · support[u] + moved · pull`` for each user's row, in place."""
+def move_support(support, users, counts, persuasion, pulls):
+    """``support[u] = (1 - moved) · support[u] + moved · pull`` for each user's row, in place, with
+    ``moved = 1 - (1 - persuasion)^count`` by the C library's ``pow`` (the same on every CPU)."""
     n_cols = support.shape[1]
     for q in range(users.size):
         u = users[q]
-        keep = 1.0 - moved[q]
+        moved = 1.0 - math.pow(1.0 - persuasion, counts[q])
+        keep = 1.0 - moved
         for c in range(n_cols):
-            support[u, c] = keep * support[u, c] + moved[q] * pulls[q, c]
+            support[u, c] = keep * support[u, c] + moved * pulls[q, c]
+
+
+@njit(**_JIT)
+def powers(base, exponent):
+    """``base[i] ** exponent`` for each entry, by the C library's ``pow`` (as :func:`math.pow`): the same on every
+    CPU, where NumPy's vectorised power may differ between CPUs in its last bits."""
+    out = np.empty(base.size, dtype=np.float64)
+    for i in range(base.size):
+        out[i] = math.pow(base[i], exponent)
+    return out
+
+
+@njit(**_JIT)
+def half_life_decay(now, created, half_life):
+    """``2^(-(now - created) / half_life)`` for each creation time, by the C library's ``exp2`` (as
+    :func:`math.exp2`): the recency decay of the engagement ranker, the same on every CPU. (``math.pow(2.0, x)``
+    would not do: LLVM turns a compiled ``pow(2, x)`` into ``exp2(x)``, which differs from ``pow`` in a few last
+    bits.)"""
+    out = np.empty(created.size, dtype=np.float64)
+    for i in range(created.size):
+        out[i] = math.exp2(-(now - created[i]) / half_life)
+    return out
 
 
 @njit(**_JIT)
@@ -1410,9 +1414,27 @@ def co_engagement_order_keys(acc, post, t, n_accounts):
 
 @njit(**_JIT)
 def co_engagement_sorted(composite, order, acc):
-    """The window's events in the order ``order`` of their :func:`co_engagement_order_keys`: (account, post, time in
-    eighths of a minute), read off the keys (post = key >> 36, time = bits 13..35) in one pass."""
+    """The window's events in the order of their :func:`co_engagement_order_keys`, equal keys in event order (a
+    stable sort's order, whatever order ``order`` gives them): (account, post, time in eighths of a minute), read
+    off the keys (post = key >> 36, time = bits 13..35) in one pass.
+
+    ``order`` is an argsort of ``composite`` made by any algorithm (NumPy's default sort is the fastest, and the
+    order it leaves equal keys in depends on the CPU's vector units); it is put right in place."""
     n = order.size
+    i = 0
+    while i < n:   # runs of equal keys (rare, short): insertion-sorted by event
+        j = i + 1
+        key = composite[order[i]]
+        while j < n and composite[order[j]] == key:
+            j += 1
+        for a in range(i + 1, j):
+            e = order[a]
+            b = a - 1
+            while b >= i and order[b] > e:
+                order[b + 1] = order[b]
+                b -= 1
+            order[b + 1] = e
+        i = j
     acc_sorted = np.empty(n, dtype=np.int64)
     post = np.empty(n, dtype=np.int64)
     tq = np.empty(n, dtype=np.int64)
@@ -1538,19 +1560,33 @@ def feed_violation(posts, routes, route_min, route_max, post_removed, post_autho
 
 
 @njit(**_JIT)
-def engagement_types(users, posts, match, has_match, interests, inv_top_interest, post_topic, post_candidate,
-                     support, alignment_weight, social_proof, lo, quality, is_recruit, target, recruit_boost, base,
-                     draws):
+def log10_1p_table(size):
+    """``log10(1 + k)`` for k = 0 .. size - 1, each from the C library's ``log10`` (as :func:`math.log10`)."""
+    out = np.empty(size, dtype=np.float64)
+    for k in range(size):
+        out[k] = math.log10(1.0 + np.float64(k))
+    return out
+
+
+@njit(**_JIT)
+def engagement_types(users, posts, interest_weight, interests, inv_top_interest, post_topic, post_candidate,
+                     support, alignment_weight, post_engagements, like, social_proof, log10_1p, quality, is_recruit,
+                     target, recruit_boost, base, draws):
     """The engagement of each impression (users[i] shown posts[i]) as a type mask, bit b set when ``draws[i, b]``
     falls below P(type b): the work of :meth:`simulator.audience.Audience.respond`, in its dtypes and order.
 
-    ``match`` (float32, when ``has_match``) is each impression's relative interest raised to the interest weight
-    (computed by NumPy, whose float32 power the kernel does not reproduce); otherwise it is read from
-    ``interests[user, topic] × inv_top_interest[user]``. ``social_proof`` covers post ids from ``lo``;
-    ``recruit_boost`` multiplies a recruit's P on the ``target``'s posts (1 when recruits are not active)."""
+    The relative interest ``interests[user, topic] × inv_top_interest[user]`` (float32) is raised to
+    ``interest_weight`` by the C library's ``pow`` in float64 and rounded to float32 (not at all when the weight is
+    1); the post's social proof is ``1 + social_proof · log10(1 + likes)``, with likes from column ``like`` of
+    ``post_engagements`` and the logarithm from the table ``log10_1p`` (:func:`log10_1p_table`) or, beyond it, the C
+    library's ``log10``: the same values on every CPU, where NumPy's vectorised ``log10`` and float32 power differ
+    between CPUs in their last bits. ``recruit_boost`` multiplies a recruit's P on the ``target``'s posts (1 when
+    recruits are not active)."""
     n = posts.size
     nb = base.size
     cap = np.float32(0.95)
+    powered = interest_weight != 1.0
+    n_table = log10_1p.size
     out = np.zeros(n, dtype=np.uint8)
     ahead = 4 * PREFETCH_AHEAD   # impressions come in feeds of one user: a few users ahead
     for i in range(n):
@@ -1562,14 +1598,15 @@ def engagement_types(users, posts, match, has_match, interests, inv_top_interest
             prefetch(is_recruit, w)
         u = users[i]
         p = posts[i]
-        if has_match:
-            m = match[i]
-        else:
-            m = interests[u, post_topic[p]] * inv_top_interest[u]
+        m = interests[u, post_topic[p]] * inv_top_interest[u]
+        if powered:
+            m = np.float32(math.pow(np.float64(m), interest_weight))
         c = post_candidate[p]
         if c >= 0:
             m = m * np.float32(0.2 + alignment_weight * support[u, c])
-        mm = np.float64(m) * social_proof[p - lo]
+        likes = post_engagements[p, like]
+        lg = log10_1p[likes] if likes < n_table else math.log10(1.0 + np.float64(likes))
+        mm = np.float64(m) * (1.0 + social_proof * lg)
         mm *= np.float64(quality[p])
         if c == target and is_recruit[u]:
             mm *= recruit_boost
@@ -1621,7 +1658,10 @@ HOT_PATH_SIGNATURES = {
     note_graduations: [(_array(_i64), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2), _array(types.boolean),
                          _array(_i32), _array(types.int8), _array(types.int8))],
     persuasion_pulls: [(_array(_i64), _array(_i64), _i64)],
-    move_support: [(_array(_f64, 2), _array(_i64), _array(_f64), _array(_f64, 2))],
+    move_support: [(_array(_f64, 2), _array(_i64), _array(_f64), _f64, _array(_f64, 2))],
+    powers: [(_array(_f64), _f64)],
+    half_life_decay: [(_f64, _array(_f64), _f64), (_f64, _array(_f64, readonly=True), _f64)],
+    log10_1p_table: [(_i64,)],
     author_groups: [(_array(_i64), _array(_i64), _array(_f64, readonly=True), _i64)],
     newest_followed: [(_array(_i32, readonly=True), _array(_i32, readonly=True), _array(_i64), _array(_f64),
                        _array(types.uint64), _array(_i32), _array(_i32), _array(_i32), _array(_f64), _i64)],
@@ -1658,9 +1698,9 @@ HOT_PATH_SIGNATURES = {
     feed_violation: [(_array(_i64, 2), _array(types.int8, 2), _i64, _i64, _array(types.boolean, readonly=True),
                       _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
                       _f64)],
-    engagement_types: [(_array(_i64), _array(_i64), _array(_f32), types.boolean, _array(_f32, 2), _array(_f32),
-                        _array(_i16), _array(types.int8), _array(_f64, 2), _f64, _array(_f64), _i64, _array(_f32),
-                        _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],
+    engagement_types: [(_array(_i64), _array(_i64), _f64, _array(_f32, 2), _array(_f32), _array(_i16),
+                        _array(types.int8), _array(_f64, 2), _f64, _array(_i32, 2), _i64, _f64, _array(_f64),
+                        _array(_f32), _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],
 }
 _loaded = False
 

@@ -25,8 +25,7 @@ def persuade(support: np.ndarray, users: np.ndarray, candidates: np.ndarray, per
     # Each user's number of such impressions and the share promoting each candidate (compiled; the NumPy steps:
     # tests/test_kernels.py, _reference_persuade).
     uniq, counts, pull = kernels.persuasion_pulls(users, candidates, support.shape[1])
-    moved = 1.0 - (1.0 - persuasion) ** counts
-    kernels.move_support(support, uniq, moved, pull)
+    kernels.move_support(support, uniq, counts, float(persuasion), pull)
 
 
 def expected_vote_shares(support: np.ndarray, audience: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ platform sees accounts only through :class:`simulator.platform.PlatformView`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -48,11 +49,11 @@ def influencer_followers(count: int, combined: float, largest: float) -> np.ndar
     lo, hi = 0.0, 20.0
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        if (largest * ranks ** -mid).sum() > combined:
+        if (largest * kernels.powers(ranks, -mid)).sum() > combined:
             lo = mid
         else:
             hi = mid
-    return largest * ranks ** -hi
+    return largest * kernels.powers(ranks, -hi)
 
 
 @dataclass
@@ -232,7 +233,7 @@ def build_population(s: Scenario, rng: np.random.Generator) -> Population:
     rows, cols = [], []
     # 1. Ordinary follows: heavy-tailed popularity, homophilous by leading candidate.
     popularity = rng.pareto(pop.popularity_exponent, size=n_org) + 1.0
-    out_deg = rng.poisson(rng.lognormal(np.log(pop.mean_follows) - 0.5, 1.0, size=n_org))
+    out_deg = rng.poisson(rng.lognormal(math.log(pop.mean_follows) - 0.5, 1.0, size=n_org))
     follower = np.repeat(np.arange(n_org, dtype=np.int32), out_deg)
     m = follower.size
     groups = leading[:n_org].astype(np.int64) + 1  # 0 = undecided

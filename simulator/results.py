@@ -100,9 +100,9 @@ def dependency_versions(extra: tuple[str, ...] = ()) -> dict:
 
 
 def numpy_simd() -> dict:
-    """NumPy's SIMD baseline and the dispatched targets it enables on this CPU: some NumPy results (``log10``,
-    ``exp``, float32 powers, the order of ties in an unstable ``argsort``) depend on them, so a run's results are
-    comparable bit for bit only with runs on the same features."""
+    """NumPy's SIMD baseline and the dispatched targets it enables on this CPU. Some NumPy results (``log10``,
+    ``exp``, powers, the order of ties in an unstable sort) depend on them; the model avoids those calls where they
+    would change a result (``tests/test_portability.py``), and the manifest records the features all the same."""
     try:
         from numpy._core import _multiarray_umath as umath
     except ImportError:   # NumPy 1.x

@@ -6,6 +6,7 @@ non-canonical follow graphs. And: a world's run uses only the kernel specialisat
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -160,15 +161,16 @@ def _reference_respond(audience, users, posts, table, target, recruits_active, r
     s, pop = audience.s, audience.pop
     e = s.engagement
     users, posts = users.astype(np.int64), posts.astype(np.int64)
-    m = audience.interests_flat[users * s.population.topics + table.topic[posts]] * audience.inv_top_interest[users]
-    if e.interest_weight != 1.0:
-        m = m ** e.interest_weight
+    m = audience.interests[users, table.topic[posts]] * audience.inv_top_interest[users]
+    if e.interest_weight != 1.0:   # the C library's pow in float64, rounded to float32 (the same on every CPU)
+        m = np.array([math.pow(float(x), e.interest_weight) for x in m], dtype=np.float32)
     cand = table.candidate[posts]
     political = np.flatnonzero(cand >= 0)
     align = 0.2 + e.alignment_weight * pop.support[users[political], cand[political].astype(np.int64)]
     m[political] *= align.astype(np.float32)
     lo = int(posts.min())
-    social_proof = 1.0 + e.social_proof * np.log10(1.0 + table.engagements[lo: int(posts.max()) + 1, 1])
+    likes = table.engagements[lo: int(posts.max()) + 1, 1]
+    social_proof = 1.0 + e.social_proof * np.array([math.log10(1.0 + float(k)) for k in likes])
     m = m * social_proof[posts - lo]
     m *= table.quality[posts]
     if recruits_active:
@@ -181,9 +183,11 @@ def _reference_respond(audience, users, posts, table, target, recruits_active, r
         axis=0, dtype=np.uint8)
 
 
-@pytest.mark.parametrize("interest_weight", [1.0, 0.7])
+@pytest.mark.parametrize("interest_weight,log10_table", [(1.0, None), (0.7, None), (1.0, 2)])
 @pytest.mark.parametrize("recruits_active", [False, True])
-def test_engagement_kernel_is_the_numpy_definition(interest_weight, recruits_active):
+def test_engagement_kernel_is_the_numpy_definition(interest_weight, log10_table, recruits_active):
+    """The kernel against its NumPy definition; with a 2-entry table of log10(1 + likes), most posts' social
+    proof takes the kernel's other branch (the C library's log10 computed in place)."""
     scenario = load_scenario("romania_2024", ["population.organic_users=1500", "days=3",
                                               "campaign.bots.activation_day=1", "campaign.recruits.recruit_day=0",
                                               f"engagement.interest_weight={interest_weight}"])
@@ -191,16 +195,30 @@ def test_engagement_kernel_is_the_numpy_definition(interest_weight, recruits_act
     for _ in range(40):
         world.step()
     table, audience = world.posts, world.audience
+    if log10_table is not None:
+        audience.log10_1p = kernels.log10_1p_table(log10_table)
     rng = np.random.default_rng(11)
     users = rng.choice(world.population.n_audience, 5000)
     posts = rng.integers(max(table.n - 400, 0), table.n, 5000)
     assert (table.candidate[posts] == world.target).any() and audience.is_recruit[users].any()
+    assert (table.engagements[posts, 1] >= 2).any() and (table.engagements[posts, 1] < 2).any()
     state = audience.engagement_rng.bit_generator.state
     got = audience.respond(users, posts, table, world.target, recruits_active)
     want = _reference_respond(audience, users, posts, table, world.target, recruits_active,
                               np.random.Generator(_restored(audience.engagement_rng, state)))
     assert got.dtype == np.uint8 and np.array_equal(got, want)
     assert 0 < np.count_nonzero(got) < got.size
+
+
+def test_log10_table_and_the_portable_powers_are_the_c_librarys():
+    """The tabulated log10(1 + k), the powers and the recency decay are exactly :mod:`math`'s (the C library's),
+    which do not depend on the CPU's vector units."""
+    table = kernels.log10_1p_table(70000)
+    assert table.tobytes() == np.array([math.log10(1.0 + k) for k in range(70000)]).tobytes()
+    x = np.random.default_rng(2).uniform(0.0, 50.0, 2000)
+    assert kernels.powers(x, -1.37).tobytes() == np.array([math.pow(v, -1.37) for v in x]).tobytes()
+    got = kernels.half_life_decay(900.0, x * 20.0, 720.0)
+    assert got.tobytes() == np.array([math.exp2(-(900.0 - v * 20.0) / 720.0) for v in x]).tobytes()
 
 
 def _restored(rng: np.random.Generator, state: dict):
@@ -734,7 +752,7 @@ def _reference_persuade(support, users, candidates, persuasion):
     pull = np.bincount(inv * n_cols + candidates, minlength=uniq.size * n_cols).reshape(uniq.size, n_cols)
     pull = pull.astype(np.float64)
     pull /= counts[:, None]
-    moved = 1.0 - (1.0 - persuasion) ** counts
+    moved = np.array([1.0 - math.pow(1.0 - persuasion, k) for k in counts])
     support[uniq] = (1.0 - moved)[:, None] * support[uniq] + moved[:, None] * pull
 
 
@@ -918,15 +936,19 @@ def test_rate_limit_kernel_is_the_numpy_definition(seed, n, accounts, cap):
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), accounts=st.integers(1, 30),
        min_shared=st.integers(1, 4))
 def test_co_engagement_bookkeeping_kernels_are_the_numpy_definition(seed, n, accounts, min_shared):
-    """co_engagement_sorted (the sorted window read off its keys) and strong_pairs (pairs counted over the sorted
-    codes) against the NumPy gathers and run counts they replace."""
+    """co_engagement_sorted (the sorted window read off its keys, equal keys in event order whatever order the
+    sort left them in) and strong_pairs (pairs counted over the sorted codes) against the NumPy gathers and run
+    counts they replace."""
     rng = np.random.default_rng(seed)
-    acc, post, t = rng.integers(0, accounts, n), rng.integers(0, 50, n), rng.uniform(0, 2000, n)
+    acc, post = rng.integers(0, accounts, n), rng.integers(0, 8, n)
+    t = rng.integers(0, 3, n) * 0.05 if n % 2 else rng.uniform(0, 2000, n)   # odd n: repeated keys are common
     composite = kernels.co_engagement_order_keys(acc, post, t, accounts)
-    order = np.argsort(composite)
-    got = kernels.co_engagement_sorted(composite, order, acc)
-    c = composite[order]
-    for g, w in zip(got, (acc[order], c >> 36, (c >> 13) & ((1 << 23) - 1))):
+    stable = np.argsort(composite, kind="stable")
+    reversed_ties = np.lexsort((-np.arange(n), composite))   # a sort that left equal keys in reverse event order
+    got = kernels.co_engagement_sorted(composite, reversed_ties, acc)
+    assert np.array_equal(reversed_ties, stable)   # put right in place
+    c = composite[stable]
+    for g, w in zip(got, (acc[stable], c >> 36, (c >> 13) & ((1 << 23) - 1))):
         assert np.array_equal(g, w)
     pair = np.sort(rng.integers(0, accounts * accounts, n))
     a, b, count = kernels.strong_pairs(pair, accounts, min_shared)

@@ -470,16 +470,13 @@ def test_top_k_orders_best_first_and_handles_k_beyond_columns():
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(score_rows, st.integers(1, 35))
 def test_top_k_selects_the_best_set_even_with_ties(rows, k):
-    """Whatever the ties, the min(k, columns) selected columns are distinct, carry the best scores, best first,
-    and the tie order is deterministic (the same input gives the same answer)."""
+    """Whatever the ties, the min(k, columns) selected columns are the best scores, best first, equal scores by
+    column (the lower first): one answer, whatever sorting algorithm the CPU's vector units select."""
     s = np.array(rows, dtype=float)
     got = top_k(s, k)
     assert got.shape == (s.shape[0], min(k, s.shape[1]))
-    assert np.array_equal(top_k(s.copy(), k), got)
     for r in range(s.shape[0]):
-        want = _reference_top_k(s[r].tolist(), k)
-        assert np.array_equal(s[r, got[r]], s[r, want])
-        assert len(set(got[r].tolist())) == got.shape[1]
+        assert got[r].tolist() == _reference_top_k(s[r].tolist(), k)
 
 
 # ------------------------------------------------------------------------------------ helpers: sampling

@@ -53,7 +53,7 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
 
     Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time (to 1/8
     minute; the pair window is compared at that resolution), ties broken by a fixed hash of (account, post) so that
-    accounts with nearby row numbers are not systematically paired. Two int64 sorts (the window's events, the
+    accounts with nearby row numbers are not systematically paired, then by the order of the events. Two int64 sorts (the window's events, the
     pairs) and one compiled pass; no per-account loop."""
     if acc.size < 2:
         e = np.zeros(0, np.int64)
@@ -64,9 +64,10 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         composite = kernels.co_engagement_order_keys(acc.astype(np.int64, copy=False),
                                                      post.astype(np.int64, copy=False),
                                                      t.astype(np.float64, copy=False), int(n_accounts))
-        order = np.argsort(composite)
+        order = np.argsort(composite)   # equal keys put in event order by the kernel
         acc, post, t = kernels.co_engagement_sorted(composite, order, acc.astype(np.int64, copy=False))
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
+        # (lexsort is stable)
         tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
         tie = (kernels.mix64_each(post.astype(np.int64) * np.int64(n_accounts) + acc.astype(np.int64))
                & np.uint64(0x1FFF)).astype(np.int64)

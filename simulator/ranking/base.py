@@ -164,18 +164,19 @@ def compact_rows(posts: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ..
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k best scores per row, best first (deterministic tie order)."""
+    """Column indices of the k best scores per row, best first; equal scores by column, the lower first (the
+    first k columns of a stable sort of -scores, so the answer depends on the scores alone, never on the sorting
+    algorithm the CPU's vector units select). NaN ranks below everything."""
     n, c = scores.shape
     if c == 0:
         return np.zeros((n, 0), dtype=np.int64)
     k = min(k, c)
-    if k < c <= 64 and n and scores.dtype == np.float64 and not np.isnan(scores).any():
+    neg = np.subtract(0.0, scores)         # -score, with +0.0 for either zero
+    if c <= 64 and n and scores.dtype == np.float64 and not np.isnan(scores).any():
         # A row whose k best scores are distinct and beat the next one has exactly one answer: read it off a sort
         # of unique int64 keys (the score's order-preserving bits, its lowest bits replaced by the column). Rows
-        # with a tie there (or a near-tie the lost bits hide) take the partition path below, so ties keep their
-        # order.
+        # with a tie there (or a near-tie the lost bits hide) take the stable sort below.
         shift = (c - 1).bit_length()
-        neg = np.subtract(0.0, scores)     # -score, with +0.0 for either zero
         bits = neg.view(np.int64)
         key = bits >> 63
         key &= 0x7FFFFFFFFFFFFFFF
@@ -187,20 +188,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         tied = np.flatnonzero((head[:, 1:] == head[:, :-1]).any(axis=1))
         best = key[:, :k] & ((1 << shift) - 1)
         if tied.size:
-            best[tied] = _top_k_partition(scores[tied], k)
+            best[tied] = np.argsort(neg[tied], axis=1, kind="stable")[:, :k]
         return best
-    return _top_k_partition(scores, k)
-
-
-def _top_k_partition(scores: np.ndarray, k: int) -> np.ndarray:
-    n, c = scores.shape
-    if k < c:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(c), (n, c)).copy()
-    part_scores = take_rows(scores, part)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return take_rows(part, order)
+    return np.argsort(neg, axis=1, kind="stable")[:, :k]
 
 
 def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon: np.ndarray, test: np.ndarray,
@@ -213,25 +203,16 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     ``post_factor``); the ``keep`` best follow the user's ``test`` posts (DISCOVERY, may be zero columns); a post
     already shown as a test post is not repeated, EMPTY slots go last and ``feed_size`` slots are kept. The work is
     one compiled pass per feed (:func:`kernels.assemble_feeds`); :func:`rank_candidate_rows` is its NumPy
-    definition. Rows where two of the best scores tie exactly are ranked by :func:`top_k` itself, on the scores the
-    kernel computed (:func:`feeds_from_scores`), since ``top_k`` orders ties as :func:`numpy.argpartition` does.
+    definition. Equal scores rank by column, as in :func:`top_k`.
     """
     size = scores.values.size
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     rows, inn32, oon32, test32 = users.astype(np.intp, copy=False), _c_int32(inn), _c_int32(oon), _c_int32(test)
     window_topic = view.post_topic[scores.lo: scores.lo + size]
-    posts, routes, tied, tied_scores = split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
+    return split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
         rows[a:b], view.interest_estimate, inn32[a:b], oon32[a:b], test32[a:b], scores.values, window_topic,
         scores.lo, np.float32(view.topics), float(boost), factor, post_factor is not None, keep, feed_size),
         ROWS_PER_THREAD)
-    redo = np.flatnonzero(tied)
-    if redo.size:   # rows with exact ties: ranked by top_k itself, on the scores the kernel computed
-        p, r = feeds_from_scores(np.concatenate([inn32[redo], oon32[redo]], axis=1), tied_scores, test32[redo],
-                                 inn.shape[1], keep, feed_size)
-        posts[redo] = EMPTY
-        posts[redo, :p.shape[1]] = p
-        routes[redo, :r.shape[1]] = r
-    return posts, routes
 
 
 def _c_int32(a: np.ndarray) -> np.ndarray:

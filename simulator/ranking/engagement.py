@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .base import (FeedRequest, Feeds, PostScores, RankerContext, empty_feeds, in_network, InterestRetrieval,
                    rank_candidates, weight_vector)
 
@@ -28,7 +29,7 @@ class EngagementRanker(InterestRetrieval):
         recent = view.recent_posts()
         recent = recent[view.distributable(recent)]
         half_life = s.recency_half_life_hours * 60.0
-        decay = np.exp2(-(view.now - view.post_created[recent]) / half_life)
+        decay = kernels.half_life_decay(float(view.now), view.post_created[recent], half_life)
         popularity = (1.0 + (view.post_engagements[recent] * self.weights).sum(axis=1)) * decay
         # Out of network only what mitigations allow: not blocked, author not demoted, graduation not held.
         popularity = np.where(view.promotable(recent) & ~view.graduation_held(recent), popularity, 0.0)
@@ -37,7 +38,7 @@ class EngagementRanker(InterestRetrieval):
         # The recency decay of each post of the scores' window (ids recent[0] .. recent[-1]), looked up per slot.
         scores = PostScores(view, recent, self.weights, s.prior_views)
         window = view.post_created[scores.lo: scores.lo + scores.values.size]
-        window_decay = np.exp2(-(view.now - window) / half_life)
+        window_decay = kernels.half_life_decay(float(view.now), window, half_life)
         posts, routes = rank_candidates(view, users, inn, oon, inn[:, :0], scores, s.follow_boost,
                                         request.feed_size, request.feed_size, post_factor=window_decay)
         return Feeds(posts, routes)

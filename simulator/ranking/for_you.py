@@ -11,6 +11,8 @@ interest with probability ∝ their undelivered batch and ordered by score = Σ_
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import kernels
@@ -26,6 +28,8 @@ class ForYouRanker(InterestRetrieval):
         s = context.settings
         self.weights = weight_vector(s)
         self.first_batch = float(s.test_batch)
+        # growth^stage of each stage, by the C library's pow (NumPy's vectorised power differs between CPUs).
+        self.stage_growth = np.array([math.pow(s.growth, stage) for stage in range(s.max_stage + 1)])
         self.known = 0
         self.aged = 0   # posts below this id have left the distribution window
         cap = 1024
@@ -62,7 +66,7 @@ class ForYouRanker(InterestRetrieval):
                                    self.weights, self.views_at_stage, self.score_at_stage,
                                    float(s.graduation_threshold))
         if up.size:
-            self.quota[up] = self.first_batch * s.growth ** self.stage[up].astype(np.float64)
+            self.quota[up] = self.first_batch * self.stage_growth[self.stage[up]]
         return up
 
     # --------------------------------------------------------------------------------------------------- rank
