@@ -10,7 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+
+from .metrics import t_quantile_975  # noqa: E402
 
 WORLDS = ("campaign", "inert", "chronological")
 MITIGATED_WORLDS = ("campaign_unmitigated", "campaign", "inert", "chronological")
@@ -42,7 +43,7 @@ def _mean_band(values: np.ndarray, lo_clip: float = -np.inf, hi_clip: float = np
     n = values.shape[0]
     if n < 2:
         return mean, None, None
-    half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
+    half = t_quantile_975(n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
     return mean, np.clip(mean - half, lo_clip, hi_clip), np.clip(mean + half, lo_clip, hi_clip)
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import simulator.audience as audience
+import simulator.mitigations.coordination as coordination
 import simulator.ranking.base as ranking_base
 from simulator import kernel_threads, kernels
 from simulator.config import load_scenario
@@ -107,9 +108,9 @@ def _world_state(world: AuditWorld) -> list[np.ndarray]:
 @pytest.mark.parametrize("mitigations", [[], ['mitigations=[{name="dormancy_dampening"}, '
                                                  '{name="coordination_detection"}]']], ids=["plain", "mitigated"])
 def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigations):
-    """Every split call site (feeds, in-network posts, interest draws, engagement draws, the step's counting) cut
-    into many small blocks over three threads gives the world of one thread, bit for bit, with the campaign
-    active, with and without mitigation stages."""
+    """Every split call site (feeds, in-network posts, interest draws, engagement draws, the step's counting,
+    coordination detection's sorts and pairing) cut into many small blocks over three threads gives the world of
+    one thread, bit for bit, with the campaign active, with and without mitigation stages."""
     overrides = ["population.organic_users=2500", "days=3", "campaign.bots.activation_day=1",
                  "campaign.recruits.recruit_day=1"] + mitigations
     s = load_scenario("romania_2024", overrides)
@@ -131,7 +132,10 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     for module in (ranking_base, audience):
         monkeypatch.setattr(module, "split_rows", counting_split)
     monkeypatch.setattr(kernels, "map_blocks", counting_blocks)
+    monkeypatch.setattr(coordination, "map_blocks", counting_blocks)
     monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 13)
+    monkeypatch.setattr(kernels, "SORT_PER_THREAD", 17)
+    monkeypatch.setattr(coordination, "PAIRING_EVENTS_PER_THREAD", 19)
     monkeypatch.setattr(ranking_base, "ROWS_PER_THREAD", 5)
     monkeypatch.setattr(ranking_base, "DRAWS_PER_THREAD", 7)
     monkeypatch.setattr(audience, "IMPRESSIONS_PER_THREAD", 11)
@@ -140,6 +144,25 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     assert calls and max(calls) >= 3 * 11   # blocks were in fact cut
     for a, b in zip(_world_state(one), _world_state(split)):
         assert np.array_equal(a, b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), distinct=st.sampled_from([3, 50, 10**12]),
+       n_threads=st.integers(1, 4), per_thread=st.integers(1, 60))
+def test_sorts_by_ranges_on_threads_equal_numpys(seed, n, distinct, n_threads, per_thread):
+    """Sorting by ranges of values on several threads gives NumPy's sort; the argsort orders the keys (equal keys
+    in any order, as NumPy's default argsort)."""
+    keys = np.random.default_rng(seed).integers(0, distinct, n)
+    before_threads, before_size = kernel_threads.kernel_threads(), kernels.SORT_PER_THREAD
+    try:
+        kernel_threads.set_kernel_threads(n_threads)
+        kernels.SORT_PER_THREAD = per_thread
+        got, order = kernels.sort_in_threads(keys), kernels.argsort_in_threads(keys)
+    finally:
+        kernel_threads.set_kernel_threads(before_threads)
+        kernels.SORT_PER_THREAD = before_size
+    assert np.array_equal(got, np.sort(keys))
+    assert np.array_equal(np.sort(order), np.arange(n)) and np.array_equal(keys[order], np.sort(keys))
 
 
 @pytest.mark.parametrize("breaches, message", [

@@ -106,3 +106,19 @@ def test_summary_and_points_tables():
     assert rows[1][i:i + 4] == [repr(ref["mean"]), repr(ref["ci_low"]), repr(ref["ci_high"]), 2]
     j = header.index("impressions.mean")
     assert rows[1][j:j + 4] == ["3.0", "", "", 1]                      # n < 2: no CI
+
+
+def test_summary_ci_is_the_student_t_interval():
+    """The CI is mean ± t(0.975, n − 1) · sd / √n, its quantile exactly scipy.stats' (computed without importing
+    scipy.stats, which would cost every sweep worker about a second)."""
+    from scipy import stats
+
+    from simulator.metrics import t_quantile_975
+
+    assert all(t_quantile_975(df) == float(stats.t.ppf(0.975, df)) for df in range(1, 200))
+    values = [0.5, 0.25, 0.125, 0.3]
+    s = summary(values)
+    half = float(stats.t.ppf(0.975, 3)) * float(np.std(values, ddof=1)) / 2.0
+    assert s["ci_low"] == pytest.approx(np.mean(values) - half, rel=1e-14)
+    assert s["ci_high"] == pytest.approx(np.mean(values) + half, rel=1e-14)
+    assert summary([0.5])["ci_low"] is None and summary([0.5])["n"] == 1

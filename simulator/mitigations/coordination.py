@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .. import kernels
+from ..kernel_threads import map_blocks
 from .base import Evidence, StageContext, Verdict
 
 
@@ -64,7 +65,7 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         composite = kernels.co_engagement_order_keys(acc.astype(np.int64, copy=False),
                                                      post.astype(np.int64, copy=False),
                                                      t.astype(np.float64, copy=False), int(n_accounts))
-        order = np.argsort(composite)   # equal keys put in event order by the kernel
+        order = kernels.argsort_in_threads(composite)   # equal keys put in event order by the kernel
         acc, post, t = kernels.co_engagement_sorted(composite, order, acc.astype(np.int64, copy=False))
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         # (lexsort is stable)
@@ -74,13 +75,32 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         order = np.lexsort((tie, tq, post))
         acc, post, t = acc[order], post[order], tq[order]
     # The first event of each (account, post), each paired with its next `neighbours` on the post within the
-    # window (a compiled pass, pairs as one int64 each).
-    pair = kernels.co_engagement_pairs(acc.astype(np.int64, copy=False), post.astype(np.int64, copy=False),
-                                       t.astype(np.int64, copy=False), int(n_accounts), pair_window * 8.0,
-                                       int(neighbours))
-    pair.sort()   # in place: the kernel's array is this call's own
+    # window (a compiled pass over blocks of whole posts, pairs as one int64 each), then sorted.
+    acc, post, t = (np.ascontiguousarray(x, dtype=np.int64) for x in (acc, post, t))
+    pair = co_engagement_pair_codes(acc, post, t, int(n_accounts), pair_window * 8.0, int(neighbours))
+    pair = kernels.sort_in_threads(pair)
     # Each distinct pair and how many posts it co-engaged (one pass over the sorted pairs); the strong ones kept.
     return kernels.strong_pairs(pair, int(n_accounts), int(min_shared_posts))
+
+
+#: The fewest sorted events a kernel thread pairs (:func:`co_engagement_pair_codes`).
+PAIRING_EVENTS_PER_THREAD = 1 << 16
+
+
+def co_engagement_pair_codes(acc: np.ndarray, post: np.ndarray, tq: np.ndarray, n_accounts: int,
+                             pair_window: float, neighbours: int) -> np.ndarray:
+    """:func:`kernels.co_engagement_pairs` of the events sorted by post, computed on blocks of whole posts on the
+    kernel threads (a post's pairs never leave it), the blocks' pairs concatenated."""
+    n = acc.size
+
+    def pairs_of(a: int, b: int) -> np.ndarray:
+        # The block [a, b) of the events, its ends moved back to the first event of their posts.
+        lo = int(np.searchsorted(post, post[a], "left")) if a < n else n
+        hi = int(np.searchsorted(post, post[b], "left")) if b < n else n
+        return kernels.co_engagement_pairs(acc[lo:hi], post[lo:hi], tq[lo:hi], n_accounts, pair_window, neighbours)
+
+    parts = map_blocks(n, pairs_of, PAIRING_EVENTS_PER_THREAD)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1
