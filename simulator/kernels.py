@@ -23,7 +23,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernel_threads import kernel_threads, map_blocks
+from .kernel_threads import map_blocks
 
 EMPTY = -1
 FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
@@ -1448,96 +1448,6 @@ def co_engagement_sorted(composite, order, acc):
 
 
 @njit(**_JIT)
-def split_by_pivots(values, pivots):
-    """``values`` grouped by the ranges the sorted ``pivots`` cut (bucket b: ``pivots[b-1] <= v < pivots[b]``),
-    each bucket in the values' order, and where each bucket starts (and the last ends): a counting sort into
-    ``len(pivots) + 1`` buckets, after which sorting each bucket sorts the whole."""
-    n, k = values.size, pivots.size + 1
-    bucket = np.empty(n, dtype=np.int64)
-    bounds = np.zeros(k + 1, dtype=np.int64)
-    for i in range(n):
-        b = np.searchsorted(pivots, values[i], side="right")
-        bucket[i] = b
-        bounds[b + 1] += 1
-    for b in range(k):
-        bounds[b + 1] += bounds[b]
-    at = bounds[:k].copy()
-    out = np.empty(n, dtype=values.dtype)
-    for i in range(n):
-        out[at[bucket[i]]] = values[i]
-        at[bucket[i]] += 1
-    return out, bounds
-
-
-@njit(**_JIT)
-def split_order_by_pivots(keys, pivots):
-    """:func:`split_by_pivots` of the indices ``0 .. len(keys) - 1`` by their keys: (indices grouped by their key's
-    bucket, each bucket in index order; bucket bounds)."""
-    n, k = keys.size, pivots.size + 1
-    bucket = np.empty(n, dtype=np.int64)
-    bounds = np.zeros(k + 1, dtype=np.int64)
-    for i in range(n):
-        b = np.searchsorted(pivots, keys[i], side="right")
-        bucket[i] = b
-        bounds[b + 1] += 1
-    for b in range(k):
-        bounds[b + 1] += bounds[b]
-    at = bounds[:k].copy()
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        out[at[bucket[i]]] = i
-        at[bucket[i]] += 1
-    return out, bounds
-
-
-#: The fewest values a kernel thread sorts (:func:`sort_in_threads`, :func:`argsort_in_threads`).
-SORT_PER_THREAD = 1 << 17
-
-
-def _sort_buckets(values: np.ndarray) -> int:
-    return min(kernel_threads(), values.size // SORT_PER_THREAD)
-
-
-def _pivots(values: np.ndarray, buckets: int) -> np.ndarray:
-    """``buckets - 1`` cut points splitting ``values`` about evenly: quantiles of a strided sample (they decide
-    only how the work is shared, never a result)."""
-    sample = np.sort(values[:: max(1, values.size // (256 * buckets))])
-    return np.ascontiguousarray(sample[np.arange(1, buckets) * sample.size // buckets])
-
-
-def sort_in_threads(values: np.ndarray) -> np.ndarray:
-    """``np.sort(values)`` (int64), large arrays sorted as ranges of values on the kernel threads: grouped by
-    range (:func:`split_by_pivots`), each range sorted on its own thread (NumPy's sort releases the GIL). The
-    sorted values are the same, whatever the threads."""
-    buckets = _sort_buckets(values)
-    if buckets <= 1:
-        out = values.copy()
-        out.sort()
-        return out
-    out, bounds = split_by_pivots(values, _pivots(values, buckets))
-    map_blocks(buckets, lambda a, b: [out[bounds[i]: bounds[i + 1]].sort() for i in range(a, b)], 1)
-    return out
-
-
-def argsort_in_threads(keys: np.ndarray) -> np.ndarray:
-    """An argsort of ``keys`` (int64) — equal keys in any order, as NumPy's default argsort leaves them — large
-    arrays sorted as ranges of keys on the kernel threads (:func:`split_order_by_pivots`, then each range's
-    indices ordered by their keys on its own thread)."""
-    buckets = _sort_buckets(keys)
-    if buckets <= 1:
-        return np.argsort(keys)
-    order, bounds = split_order_by_pivots(keys, _pivots(keys, buckets))
-
-    def sort_range(a: int, b: int) -> None:
-        for i in range(a, b):
-            part = order[bounds[i]: bounds[i + 1]]
-            part[:] = part[np.argsort(keys[part])]
-
-    map_blocks(buckets, sort_range, 1)
-    return order
-
-
-@njit(**_JIT)
 def strong_pairs(pairs, n_accounts, min_shared):
     """From sorted pair codes (``a · n_accounts + b``): each distinct pair seen at least ``min_shared`` times, as
     (a, b, count), in code order."""
@@ -1761,8 +1671,6 @@ HOT_PATH_SIGNATURES = {
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_sorted: [(_array(_i64), _array(_i64), _array(_i64))],
     strong_pairs: [(_array(_i64), _i64, _i64)],
-    split_by_pivots: [(_array(_i64), _array(_i64))],
-    split_order_by_pivots: [(_array(_i64), _array(_i64))],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
                  _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,

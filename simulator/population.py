@@ -97,9 +97,6 @@ class FollowGraph:
         self.matrix = _read_only_csr(merged)
         return self.matrix.nnz - before
 
-    def follower_counts(self) -> np.ndarray:
-        return np.bincount(self.matrix.indices, minlength=self.matrix.shape[1])
-
 
 def _edges_to_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
     keep = rows != cols

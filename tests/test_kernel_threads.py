@@ -134,9 +134,9 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     monkeypatch.setattr(kernels, "map_blocks", counting_blocks)
     monkeypatch.setattr(coordination, "map_blocks", counting_blocks)
     monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 13)
-    monkeypatch.setattr(kernels, "SORT_PER_THREAD", 17)
     monkeypatch.setattr(coordination, "PAIRING_EVENTS_PER_THREAD", 19)
     monkeypatch.setattr(ranking_base, "ROWS_PER_THREAD", 5)
+    monkeypatch.setattr(ranking_base, "CHECKED_FEEDS_PER_THREAD", 9)
     monkeypatch.setattr(ranking_base, "DRAWS_PER_THREAD", 7)
     monkeypatch.setattr(audience, "IMPRESSIONS_PER_THREAD", 11)
     threads(3)
@@ -144,25 +144,6 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     assert calls and max(calls) >= 3 * 11   # blocks were in fact cut
     for a, b in zip(_world_state(one), _world_state(split)):
         assert np.array_equal(a, b)
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), distinct=st.sampled_from([3, 50, 10**12]),
-       n_threads=st.integers(1, 4), per_thread=st.integers(1, 60))
-def test_sorts_by_ranges_on_threads_equal_numpys(seed, n, distinct, n_threads, per_thread):
-    """Sorting by ranges of values on several threads gives NumPy's sort; the argsort orders the keys (equal keys
-    in any order, as NumPy's default argsort)."""
-    keys = np.random.default_rng(seed).integers(0, distinct, n)
-    before_threads, before_size = kernel_threads.kernel_threads(), kernels.SORT_PER_THREAD
-    try:
-        kernel_threads.set_kernel_threads(n_threads)
-        kernels.SORT_PER_THREAD = per_thread
-        got, order = kernels.sort_in_threads(keys), kernels.argsort_in_threads(keys)
-    finally:
-        kernel_threads.set_kernel_threads(before_threads)
-        kernels.SORT_PER_THREAD = before_size
-    assert np.array_equal(got, np.sort(keys))
-    assert np.array_equal(np.sort(order), np.arange(n)) and np.array_equal(keys[order], np.sort(keys))
 
 
 @pytest.mark.parametrize("breaches, message", [
@@ -185,7 +166,7 @@ def test_check_feeds_over_blocks_reports_the_first_breach(threads, monkeypatch, 
     for row, feed in breaches.items():
         posts[row] = feed
     feeds = Feeds(posts, np.zeros(posts.shape, dtype=np.int8))
-    monkeypatch.setattr(ranking_base, "ROWS_PER_THREAD", 1)   # blocks of 4 rows: three blocks on three threads
+    monkeypatch.setattr(ranking_base, "CHECKED_FEEDS_PER_THREAD", 4)   # blocks of 4 rows: three blocks on three threads
     threads(3)
     if message is None:
         assert np.array_equal(check_feeds(feeds, 12, 3, view).posts, posts)

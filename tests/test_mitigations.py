@@ -20,7 +20,7 @@ import stages_for_tests
 from simulator.audit import run_audit
 from simulator.config import MITIGATION_CONFIGS, Scenario, load_scenario
 from simulator.content import PostTable
-from simulator.mitigations import (BUILTIN, TYPE_BITS, Evidence, StageContext, StageContractError, Verdict,
+from simulator.mitigations import (BUILTIN, TYPE_BITS, Evidence, StageContext, StageContractError,
                                    make_stage)
 from simulator.mitigations.coordination import co_engagement_links, coordinated_groups
 from simulator.model import AuditWorld

@@ -65,7 +65,7 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         composite = kernels.co_engagement_order_keys(acc.astype(np.int64, copy=False),
                                                      post.astype(np.int64, copy=False),
                                                      t.astype(np.float64, copy=False), int(n_accounts))
-        order = kernels.argsort_in_threads(composite)   # equal keys put in event order by the kernel
+        order = np.argsort(composite)   # equal keys put in event order by the kernel
         acc, post, t = kernels.co_engagement_sorted(composite, order, acc.astype(np.int64, copy=False))
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         # (lexsort is stable)
@@ -78,7 +78,7 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     # window (a compiled pass over blocks of whole posts, pairs as one int64 each), then sorted.
     acc, post, t = (np.ascontiguousarray(x, dtype=np.int64) for x in (acc, post, t))
     pair = co_engagement_pair_codes(acc, post, t, int(n_accounts), pair_window * 8.0, int(neighbours))
-    pair = kernels.sort_in_threads(pair)
+    pair.sort()   # in place: the array is this call's own
     # Each distinct pair and how many posts it co-engaged (one pass over the sorted pairs); the strong ones kept.
     return kernels.strong_pairs(pair, int(n_accounts), int(min_shared_posts))
 

@@ -32,6 +32,9 @@ POST_ID = np.int32
 #: The fewest feeds (users) and interest draws a kernel thread takes on (kernel_threads.split_rows): about a
 #: millisecond of work, against tens of microseconds to hand it to another thread.
 ROWS_PER_THREAD, DRAWS_PER_THREAD = 2048, 16384
+#: The fewest feeds a kernel thread checks against the feed contract: a check costs about a quarter of a feed's
+#: assembly, so a block holds four times as many feeds.
+CHECKED_FEEDS_PER_THREAD = 4 * ROWS_PER_THREAD
 
 
 class Route(IntEnum):
@@ -80,7 +83,7 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     # The first breach in row-major order: each block of rows finds its first, and the first block's with one counts.
     codes = map_blocks(n_users, lambda a, b: kernels.feed_violation(
         posts[a:b], routes[a:b], _ROUTE_MIN, _ROUTE_MAX, view.post_removed, view.post_author, view.account_removed,
-        view.post_created, float(view.now)), 4 * ROWS_PER_THREAD)
+        view.post_created, float(view.now)), CHECKED_FEEDS_PER_THREAD)
     code = next((c for c in codes if c != kernels.FEED_OK), kernels.FEED_OK)
     if code != kernels.FEED_OK:
         raise FeedContractError(_FEED_BREACHES[code])

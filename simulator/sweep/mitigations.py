@@ -12,7 +12,6 @@ From the sweep's ``summary.csv`` (one row per point: its parameters, then ``<met
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 #: Metrics of the comparison, in column order, with their Markdown headers.
