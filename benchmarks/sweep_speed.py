@@ -166,6 +166,10 @@ def main() -> None:
           f"recruits on day {recruit}), For-You ranker, 3 paired worlds per unit")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
 
+    # Compile the kernels now if this checkout has not yet (about 20 s, cached on disk): otherwise the first process
+    # measured would pay for it and the model's speed-up before the sweeps would be meaningless.
+    from simulator import kernels
+    kernels.load()
     iterations = calibrate()
     engines = ["local"] + ([] if args.skip_dask else ["dask"])
     results, machine, model = {}, {}, {}
