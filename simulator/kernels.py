@@ -881,12 +881,12 @@ def powers(base, exponent):
 @njit(**_JIT)
 def half_life_decay(now, created, half_life):
     """``2^(-(now - created) / half_life)`` for each creation time, by the C library's ``exp2`` (as
-    :func:`math.exp2`): the recency decay of the engagement ranker, the same on every CPU. (``math.pow(2.0, x)``
-    would not do: LLVM turns a compiled ``pow(2, x)`` into ``exp2(x)``, which differs from ``pow`` in a few last
-    bits.)"""
+    :func:`math.exp2`; a compiled scalar ``np.exp2`` calls it): the recency decay of the engagement ranker, the same
+    on every CPU. (``math.pow(2.0, x)`` would not do: LLVM turns a compiled ``pow(2, x)`` into ``exp2(x)``, which
+    differs from ``pow`` in a few last bits.)"""
     out = np.empty(created.size, dtype=np.float64)
     for i in range(created.size):
-        out[i] = math.exp2(-(now - created[i]) / half_life)
+        out[i] = np.exp2(-(now - created[i]) / half_life)
     return out
 
 

@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
+from simulator.results import numpy_simd
 
 #: Runs one world per configuration and prints a hash of everything it counted (posts' counters and flags, the
 #: audience's support, who was reached, the impressions served).
@@ -50,13 +51,6 @@ print(json.dumps(out))
 """
 
 
-def _numpy_simd() -> tuple[list[str], list[str]]:
-    """(the SIMD targets NumPy dispatches to on this CPU, those it was built able to dispatch to)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)], list(__cpu_dispatch__)
-
-
 def _worlds(disabled: list[str]) -> dict:
     env = dict(os.environ)
     env.pop("NPY_DISABLE_CPU_FEATURES", None)
@@ -69,7 +63,7 @@ def _worlds(disabled: list[str]) -> dict:
 
 
 def test_worlds_are_identical_whatever_simd_paths_numpy_uses():
-    enabled, _ = _numpy_simd()
+    enabled = numpy_simd().get("enabled", [])   # the SIMD targets NumPy dispatches to on this CPU
     if not enabled:
         pytest.skip("NumPy dispatches to no SIMD target above its baseline on this CPU: nothing to switch off")
     full = _worlds([])
