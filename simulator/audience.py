@@ -68,9 +68,9 @@ class Audience:
         engaged by type i of ``ENGAGEMENT_TYPES`` (0 = a play with no engagement).
 
         P(type) = base × (interest in topic ÷ interest in favourite topic)^interest_weight × alignment ×
-        (1 + social_proof · log10(1 + likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight × support for the post's candidate
-        on political posts, 1 otherwise. Once recruited, recruits engage target posts ``engagement_boost`` times
-        more.
+        (1 + social_proof · log10(1 + likes)) × the post's latent appeal; alignment = 0.2 + alignment_weight ×
+        support for the post's candidate on political posts, 1 otherwise. Once recruited, recruits engage target
+        posts ``engagement_boost`` times more.
         """
         e = self.s.engagement
         users = users.astype(np.intp, copy=False)

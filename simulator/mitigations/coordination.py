@@ -54,8 +54,8 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
 
     Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time (to 1/8
     minute; the pair window is compared at that resolution), ties broken by a fixed hash of (account, post) so that
-    accounts with nearby row numbers are not systematically paired, then by the order of the events. Two int64 sorts (the window's events, the
-    pairs) and one compiled pass; no per-account loop."""
+    accounts with nearby row numbers are not systematically paired, then by the order of the events. Two int64
+    sorts (the window's events, the pairs) and compiled passes; no per-account loop."""
     if acc.size < 2:
         e = np.zeros(0, np.int64)
         return e, e, e
