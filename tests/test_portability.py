@@ -31,6 +31,8 @@ BASE = ["population.organic_users=8000", "days=4", "campaign.bots.activation_day
 CASES = {
     "for_you": [],
     "engagement": ["ranker.name=engagement", "engagement.interest_weight=0.7"],
+    "chronological": ["ranker.name=chronological"],
+    "random": ["ranker.name=random"],
     "mitigations": ['mitigations=[{name="dormancy_dampening"}, {name="rate_limit"}, '
                     '{name="coordination_detection"}, {name="circuit_breaker"}, {name="paid_labeling"}, '
                     '{name="takedown"}]'],
