@@ -3,6 +3,7 @@ they post. Every function works on arrays of users or impressions at once."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,6 +18,14 @@ from .population import Kind, Population
 IMPRESSIONS_PER_THREAD = 32768
 #: Like counts whose log10(1 + likes) is tabulated (the rest are computed when met).
 LOG10_TABLE_SIZE = 1 << 16
+
+
+@functools.lru_cache(maxsize=1)
+def log10_1p_table() -> np.ndarray:
+    """log10(1 + k) for the tabulated like counts, computed once per process (read-only: every world shares it)."""
+    table = kernels.log10_1p_table(LOG10_TABLE_SIZE)
+    table.flags.writeable = False
+    return table
 
 
 def diurnal_weights(step_hours: int, amplitude: float) -> np.ndarray:
@@ -52,7 +61,7 @@ class Audience:
         self.inv_top_interest = 1.0 / population.interests[:n].max(axis=1)
         self.interests = population.interests
         # log10(1 + likes) of the social proof, looked up for the like counts most posts have.
-        self.log10_1p = kernels.log10_1p_table(LOG10_TABLE_SIZE)
+        self.log10_1p = log10_1p_table()
 
     def sessions(self, step: int) -> np.ndarray:
         """Sorted audience rows that open the app this step (at most one feed per user per step)."""

@@ -1699,8 +1699,9 @@ HOT_PATH_SIGNATURES = {
                       _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
                       _f64)],
     engagement_types: [(_array(_i64), _array(_i64), _f64, _array(_f32, 2), _array(_f32), _array(_i16),
-                        _array(types.int8), _array(_f64, 2), _f64, _array(_i32, 2), _i64, _f64, _array(_f64),
-                        _array(_f32), _array(types.boolean), _i64, _f64, _array(_f32), _array(_f32, 2))],
+                        _array(types.int8), _array(_f64, 2), _f64, _array(_i32, 2), _i64, _f64,
+                        _array(_f64, readonly=True), _array(_f32), _array(types.boolean), _i64, _f64, _array(_f32),
+                        _array(_f32, 2))],
 }
 _loaded = False
 
