@@ -230,19 +230,11 @@ def rank_candidate_rows(view: PlatformView, users: np.ndarray, inn: np.ndarray, 
     columns."""
     cand = dedupe_rows(np.concatenate([inn, oon], axis=1))   # a followed post keeps its in-network route
     score = scores.with_interest(view, users, cand, boost=boost, boosted=inn.shape[1], post_factor=post_factor)
-    return feeds_from_scores(cand, score, test, inn.shape[1], keep, feed_size)
-
-
-def feeds_from_scores(cand: np.ndarray, score: np.ndarray, test: np.ndarray, n_in_network: int, keep: int,
-                      feed_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The end of :func:`rank_candidate_rows`: the ``keep`` best-scored candidates (a -inf score is never shown; the
-    first ``n_in_network`` columns are FOLLOWED, the rest ENGAGEMENT) after the ``test`` posts (DISCOVERY), repeats
-    of a test post dropped, EMPTY slots last, ``feed_size`` columns kept."""
     # Test posts may repeat ranked ones: rank a few more than needed and drop repeats after the merge.
     best = top_k(score, keep)
     ranked = take_rows(cand, best)
     ranked[take_rows(score, best) == -np.inf] = EMPTY
-    ranked_routes = np.where(best < n_in_network, np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
+    ranked_routes = np.where(best < inn.shape[1], np.int8(Route.FOLLOWED), np.int8(Route.ENGAGEMENT))
     posts = np.concatenate([test, ranked], axis=1)
     routes = np.concatenate([np.full(test.shape, Route.DISCOVERY, np.int8), ranked_routes], axis=1)
     posts, routes = compact_rows(dedupe_ahead(posts, test.shape[1]), routes)

@@ -49,7 +49,8 @@ class LocalEngine:
         self.workers = workers
 
     def describe(self) -> dict:
-        return {"engine": self.name, "workers": self.workers, "kernel_threads_per_worker": threads_per_worker(self.workers)}
+        return {"engine": self.name, "workers": self.workers,
+                "kernel_threads_per_worker": threads_per_worker(self.workers)}
 
     def open(self) -> None:
         """The pool starts with the first task (see run)."""
