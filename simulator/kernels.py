@@ -1008,26 +1008,53 @@ def _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engag
 
 
 @njit(**_JIT)
-def count_trusted_slots(post, types, time, served, weights, unit, slot, posts, first_slot, stop_slot, created,
-                        early_minutes, trusted_views, trusted_first_hour_views, trusted_engagements,
-                        trusted_first_hour_engagements, trusted_served_engagements):
-    """:func:`count_trusted` for the posts of slots ``first_slot .. stop_slot - 1`` (of :func:`post_slots`): the
-    events of those posts, in event order, summed and added to their columns. Slot ranges hold distinct posts, so
-    ranges can be counted on several threads, each post's sums made in the same order as in one pass."""
-    m = stop_slot - first_slot
-    nt = trusted_engagements.shape[1]
+def count_served(post, served, served_views):
+    """Count one step's feed impressions in ``served_views`` (int32, per post), in place: the one count a mitigation
+    stage reads (the circuit breaker's re-check) that includes the step it reviews."""
+    for e in range(post.size):
+        if served[e]:
+            served_views[post[e]] += 1
+
+
+@njit(**_JIT)
+def count_reviewed(account, post, types, time, served, weights, unit, slot, posts, route_of_account, created,
+                   early_minutes, views, engagements, engagement_by_route, trusted_views, trusted_first_hour_views,
+                   trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements):
+    """Count one step's plays once the mitigation stages have weighed them (``served_views`` is counted before the
+    review, :func:`count_served`), in place, in one pass over the events in event order:
+
+    * as they happened: ``views`` (int32, per post), ``engagements`` (int32, per post and type: the mask bits of
+      ``types``) and ``engagement_by_route`` (float32, per post and the engager's route, each post's count added
+      once);
+    * as the platform weighs them (float32 columns): every play and engagement counts its event's weight (``unit``:
+      all weights are 1); first-hour columns take the events less than ``early_minutes`` after the post's creation,
+      the served column the feed impressions. Each post's (and type's) sum is made in float64 in event order and
+      added to its column once, as NumPy's ``bincount`` sums would be.
+
+    ``slot``, ``posts``: :func:`post_slots` of ``post``. Returns (engagements counted, the event rows that carry a
+    follow, in order)."""
+    n = post.size
+    m = posts.size
+    nt = engagements.shape[1]
+    nr = engagement_by_route.shape[1]
+    plays = np.zeros(m, dtype=np.int32)
+    eng = np.zeros((m, nt), dtype=np.int32)
+    by_route = np.zeros((m, nr), dtype=np.int32)
     v_all = np.zeros(m)
     v_early = np.zeros(m)
     e_all = np.zeros((m, nt))
     e_early = np.zeros((m, nt))
     e_served = np.zeros((m, nt))
+    follow_bit = 1 << (nt - 1)   # follow is the last engagement type (content.FOLLOW)
+    follows = np.empty(n, dtype=np.int64)
+    n_eng = 0
+    n_follow = 0
     any_engagement = False
-    for e in range(post.size):
-        q = slot[e] - first_slot
-        if q < 0 or q >= m:
-            continue
+    for e in range(n):
+        q = slot[e]
         w = 1.0 if unit else weights[e]
         early = time[e] - created[post[e]] < early_minutes
+        plays[q] += 1
         v_all[q] += w
         if early:
             v_early[q] += w
@@ -1035,16 +1062,32 @@ def count_trusted_slots(post, types, time, served, weights, unit, slot, posts, f
         if t == 0:
             continue
         any_engagement = True
+        r = route_of_account[account[e]]
         for b in range(nt):
             if t & (1 << b):
+                eng[q, b] += 1
+                by_route[q, r] += 1
+                n_eng += 1
                 e_all[q, b] += w
                 if early:
                     e_early[q, b] += w
                 if served[e]:
                     e_served[q, b] += w
-    _add_trusted_sums(posts[first_slot:stop_slot], v_all, v_early, e_all, e_early, e_served, any_engagement,
-                      trusted_views, trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
+        if t & follow_bit:
+            follows[n_follow] = e
+            n_follow += 1
+    for q in range(m):
+        p = posts[q]
+        views[p] += plays[q]
+        for b in range(nt):
+            engagements[p, b] += eng[q, b]
+        for r in range(nr):
+            if by_route[q, r]:
+                engagement_by_route[p, r] += np.float32(by_route[q, r])
+    _add_trusted_sums(posts, v_all, v_early, e_all, e_early, e_served, any_engagement, trusted_views,
+                      trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
                       trusted_served_engagements)
+    return n_eng, follows[:n_follow].copy()
 
 
 @njit(**_JIT)
@@ -1099,7 +1142,7 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
 def add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
                      trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements):
     """The platform's float32 signals when every weight is 1: each slot's counts (:func:`slot_counts`, summed over
-    blocks) added to its post's columns as one float32 addition each, what :func:`count_trusted` adds with unit
+    blocks) added to its post's columns as one float32 addition each, what :func:`count_reviewed` adds with unit
     weights."""
     for q in range(posts.size):
         p = posts[q]
@@ -1118,8 +1161,8 @@ EVENTS_PER_THREAD = 65536
 def count_step(account, post, types, time, served, route_of_account, created, early_minutes, views, served_views,
                engagements, engagement_by_route, trusted_views, trusted_first_hour_views, trusted_engagements,
                trusted_first_hour_engagements, trusted_served_engagements):
-    """:func:`count_plays` then :func:`count_trusted` with every weight 1 (no mitigation stage): the same counts, in
-    place; returns what :func:`count_plays` returns. Blocks of events are counted per post slot, on several threads
+    """:func:`count_served` then :func:`count_reviewed` with every weight 1 (no mitigation stage): the same counts,
+    in place; returns what :func:`count_reviewed` returns. Blocks of events are counted per post slot, on several threads
     for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_play_counts`,
     :func:`add_unit_trusted`)."""
     n = post.size
@@ -1133,47 +1176,6 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
     add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
                      trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements)
     return _engagements_and_follows(blocks)
-
-
-def count_plays(account, post, types, time, served, route_of_account, created, views, served_views, engagements,
-                engagement_by_route, slots=None):
-    """Count one step's plays as they happened, in place: ``views`` and ``served_views`` (int32, per post),
-    ``engagements`` (int32, per post and type: the mask bits of ``types``) and ``engagement_by_route`` (float32, per
-    post and the engager's route, each post's count added once). Returns (engagements counted, the event rows that
-    carry a follow, in order). Blocks of events are counted per post slot (:func:`slot_counts`, on several threads
-    for a large step) and added per post (:func:`add_play_counts`). ``slots``: ``post_slots(post)`` when the caller
-    has it."""
-    n = post.size
-    if n == 0:
-        return 0, np.zeros(0, dtype=np.int64)
-    slot, posts = post_slots(post) if slots is None else slots
-    blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
-                                engagements.shape[1], engagement_by_route.shape[1])
-    plays, _, served_plays, eng, _, _, by_route = _summed(blocks)
-    add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements, engagement_by_route)
-    return _engagements_and_follows(blocks)
-
-
-def count_trusted(post, types, time, served, weights, unit, created, early_minutes, trusted_views,
-                  trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-                  trusted_served_engagements, slots=None):
-    """Count one step's plays as the platform weighs them, in place (float32 columns): every play and engagement
-    counts its event's mitigation weight (``unit``: all weights are 1, counted as integers); first-hour columns
-    take the events less than ``early_minutes`` after the post's creation, the served column the feed impressions.
-    Each post's (and type's) sum is made in float64 in event order and added to its column once, as NumPy's
-    ``bincount`` sums would be. A large step's posts are split into slot ranges counted on several threads
-    (:func:`count_trusted_slots`). ``slots``: ``post_slots(post)`` when the caller has it."""
-    n = post.size
-    if n == 0:
-        return
-    slot, posts = post_slots(post) if slots is None else slots
-    m = posts.size
-    # Each range scans every event: split only when there are enough events per thread.
-    per_range = max(1, -(-m * EVENTS_PER_THREAD // n))
-    map_blocks(m, lambda a, b: count_trusted_slots(
-        post, types, time, served, weights, bool(unit), slot, posts, a, b, created, float(early_minutes),
-        trusted_views, trusted_first_hour_views, trusted_engagements, trusted_first_hour_engagements,
-        trusted_served_engagements), per_range)
 
 
 def _slot_count_blocks(account, post, types, time, served, slot, n_slots, route_of_account, created, n_types,
@@ -1301,6 +1303,50 @@ def dampened(account, time, damped_until, weight, flag_stages, bit, marked):
 
 
 @njit(**_JIT)
+def dormancy_weights(account, time, authors, created, first_seen, dormant, damped_until, probation_minutes, weight,
+                     flag_stages, bit, marked):
+    """Dormancy dampening's step, one compiled call: :func:`note_first_times` of the events' accounts followed by
+    the new posts' ``authors`` (at their ``created`` times), as if the two were one array; a ``dormant`` account
+    seen for the first time is dampened until ``probation_minutes`` after its first activity (or later, if its
+    ``damped_until`` says so); then :func:`dampened` of the events. Returns what :func:`dampened` returns."""
+    n, k = account.size, authors.size
+    seen = np.empty(n + k, dtype=np.int64)
+    m = 0
+    for i in range(n + k):
+        a = account[i] if i < n else authors[i - n]
+        t = time[i] if i < n else created[i - n]
+        if marked[a]:
+            if t < first_seen[a]:
+                first_seen[a] = t
+        elif np.isinf(first_seen[a]):
+            marked[a] = True
+            first_seen[a] = t
+            seen[m] = a
+            m += 1
+    for i in range(m):
+        a = seen[i]
+        marked[a] = False
+        if dormant[a]:
+            damped_until[a] = max(damped_until[a], first_seen[a] + probation_minutes)
+    return dampened(account, time, damped_until, weight, flag_stages, bit, marked)
+
+
+@njit(**_JIT)
+def weighed(weights, event_weight):
+    """``weights × event_weight`` (float32, elementwise) and whether every ``event_weight`` lies in [0, 1] (NaN does
+    not): a stage verdict's event weights checked and applied in one pass."""
+    n = weights.size
+    out = np.empty(n, dtype=np.float32)
+    ok = True
+    for e in range(n):
+        x = event_weight[e]
+        if not (x >= 0.0 and x <= 1.0):
+            ok = False
+        out[e] = weights[e] * x
+    return out, ok
+
+
+@njit(**_JIT)
 def over_allowance(account, types, active_bits, cap, counts):
     """The events (indices, in event order) carrying an engagement of ``active_bits`` whose account has more than
     ``cap`` such events in the batch: the ones the rate limit must order. ``counts``: a scratch count per account,
@@ -1316,7 +1362,8 @@ def over_allowance(account, types, active_bits, cap, counts):
             out[m] = e
             m += 1
     for e in range(n):
-        counts[account[e]] = 0
+        if types[e] & active_bits:
+            counts[account[e]] = 0
     return out[:m].copy()
 
 
@@ -1413,6 +1460,67 @@ def co_engagement_order_keys(acc, post, t, n_accounts):
 
 
 @njit(**_JIT)
+def _bit_length(x):
+    """Bits needed to write the non-negative ``x`` (0 for 0)."""
+    b = 0
+    while x > 0:
+        b += 1
+        x >>= 1
+    return b
+
+
+@njit(**_JIT)
+def co_engagement_packed_keys(acc, post, t, n_accounts):
+    """The order of :func:`co_engagement_order_keys` (post, time in eighths, hash, then event) as unique int64 keys
+    with the event's index in the low bits, so that one sort of values gives a stable order: ``(post - min post)``,
+    ``(eighths - min eighths)``, the 13-bit hash and the index, each field as wide as its range needs. Returns
+    (keys, index bits, time bits, min post, min eighths), or an empty key array when the fields need more than 63
+    bits (a long window of a very large world): the caller then sorts the composite keys."""
+    n = acc.size
+    tq = np.empty(n, dtype=np.int64)
+    p_lo, p_hi, t_lo, t_hi = np.int64(1) << 62, np.int64(-1), np.int64(1) << 62, np.int64(-1)
+    for e in range(n):
+        q = np.int64(np.floor(t[e] * 8.0))
+        if q > (1 << 23) - 1:
+            q = (1 << 23) - 1
+        tq[e] = q
+        p_lo = min(p_lo, post[e])
+        p_hi = max(p_hi, post[e])
+        t_lo = min(t_lo, q)
+        t_hi = max(t_hi, q)
+    i_bits = _bit_length(np.int64(n - 1)) if n > 1 else 1
+    t_bits = _bit_length(t_hi - t_lo) if n else 0
+    p_bits = _bit_length(p_hi - p_lo) if n else 0
+    if n == 0 or p_bits + t_bits + 13 + i_bits > 63:
+        return np.empty(0, dtype=np.int64), i_bits, t_bits, np.int64(0), np.int64(0)
+    out = np.empty(n, dtype=np.int64)
+    for e in range(n):
+        z = np.int64(mix64(post[e] * n_accounts + acc[e]) & np.uint64(0x1FFF))
+        high = ((post[e] - p_lo) << t_bits) | (tq[e] - t_lo)
+        out[e] = (((high << 13) | z) << i_bits) | e
+    return out, i_bits, t_bits, p_lo, t_lo
+
+
+@njit(**_JIT)
+def co_engagement_unpacked(keys, acc, i_bits, t_bits, p_lo, t_lo):
+    """The window's events in the order of the sorted :func:`co_engagement_packed_keys`: (account, post, time in
+    eighths of a minute), as :func:`co_engagement_sorted` gives them."""
+    n = keys.size
+    acc_sorted = np.empty(n, dtype=np.int64)
+    post = np.empty(n, dtype=np.int64)
+    tq = np.empty(n, dtype=np.int64)
+    i_mask = (np.int64(1) << i_bits) - 1
+    t_mask = (np.int64(1) << t_bits) - 1
+    for i in range(n):
+        key = keys[i]
+        acc_sorted[i] = acc[key & i_mask]
+        high = key >> (i_bits + 13)
+        tq[i] = t_lo + (high & t_mask)
+        post[i] = p_lo + (high >> t_bits)
+    return acc_sorted, post, tq
+
+
+@njit(**_JIT)
 def co_engagement_sorted(composite, order, acc):
     """The window's events in the order of their :func:`co_engagement_order_keys`, equal keys in event order (a
     stable sort's order, whatever order ``order`` gives them): (account, post, time in eighths of a minute), read
@@ -1468,6 +1576,33 @@ def strong_pairs(pairs, n_accounts, min_shared):
             m += 1
         i = j
     return a[:m].copy(), b[:m].copy(), count[:m].copy()
+
+
+@njit(**_JIT)
+def merge_sorted(x, y):
+    """The sorted merge of the sorted int64 arrays ``x`` and ``y`` (one branch-free pass)."""
+    n, m = x.size, y.size
+    out = np.empty(n + m, dtype=np.int64)
+    i = 0
+    j = 0
+    k = 0
+    while i < n and j < m:
+        a = x[i]
+        b = y[j]
+        take_x = a <= b
+        out[k] = a if take_x else b
+        i += take_x
+        j += 1 - take_x
+        k += 1
+    while i < n:
+        out[k] = x[i]
+        i += 1
+        k += 1
+    while j < m:
+        out[k] = y[j]
+        j += 1
+        k += 1
+    return out
 
 
 @njit(**_JIT)
@@ -1671,6 +1806,9 @@ HOT_PATH_SIGNATURES = {
     co_engagement_order_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
     co_engagement_sorted: [(_array(_i64), _array(_i64), _array(_i64))],
     strong_pairs: [(_array(_i64), _i64, _i64)],
+    merge_sorted: [(_array(_i64), _array(_i64))],
+    co_engagement_packed_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
+    co_engagement_unpacked: [(_array(_i64), _array(_i64), _i64, _i64, _i64, _i64)],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
                  _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,
@@ -1686,15 +1824,19 @@ HOT_PATH_SIGNATURES = {
     first_hour_velocity: [(_i64, _i64, _array(_f32, 2, readonly=True), _array(_f32, readonly=True), _array(_i64), _array(_i64, readonly=True),
                            _array(_f64, readonly=True), _array(_f32, readonly=True), _array(types.uint8, readonly=True),
                            _i64, _array(_f64, readonly=True), _f64)],
-    dampened: [(_array(_i64, readonly=True), _array(_f64, readonly=True), _array(_f64), _f32,
-                _array(_i64, readonly=True), _i64, _array(types.boolean))],
+    dormancy_weights: [(_array(_i64, readonly=True), _array(_f64, readonly=True), _array(_i64), _array(_f64),
+                         _array(_f64), _array(types.boolean), _array(_f64), _f64, _f32, _array(_i64, readonly=True),
+                         _i64, _array(types.boolean))],
+    weighed: [(_array(_f32), _array(_f32))],
     over_allowance: [(_array(_i64, readonly=True), _array(types.uint8, readonly=True), _i64, _i64, _array(_i32))],
     organic_post_content: [(_array(_i64), _array(_f64), _array(_f32, 2), _array(_f64), _f64, _array(_f64), _array(_f64, 2),
                              _i64, _i64)],
     opening_sessions: [(_array(_f64), _array(types.boolean), _array(_f32), _f64)],
-    count_trusted_slots: [(_array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean), _array(_f32),
-                           types.boolean, _array(_i32), _array(_i64), _i64, _i64, _array(_f64), _f64, _array(_f32),
-                           _array(_f32), _array(_f32, 2), _array(_f32, 2), _array(_f32, 2))],
+    count_served: [(_array(_i64), _array(types.boolean), _array(_i32))],
+    count_reviewed: [(_array(_i64), _array(_i64), _array(types.uint8), _array(_f64), _array(types.boolean),
+                      _array(_f32), types.boolean, _array(_i32), _array(_i64), _array(types.int8), _array(_f64), _f64,
+                      _array(_i32), _array(_i32, 2), _array(_f32, 2), _array(_f32), _array(_f32), _array(_f32, 2),
+                      _array(_f32, 2), _array(_f32, 2))],
     feed_violation: [(_array(_i64, 2), _array(types.int8, 2), _i64, _i64, _array(types.boolean, readonly=True),
                       _array(_i32, readonly=True), _array(types.boolean, readonly=True), _array(_f64, readonly=True),
                       _f64)],

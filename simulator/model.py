@@ -151,11 +151,11 @@ class AuditWorld(mesa.Model):
             np.ascontiguousarray(acc, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
             np.ascontiguousarray(masks, dtype=np.uint8), np.ascontiguousarray(times, dtype=np.float64)))
         if self.mitigations.active:
-            slots = kernels.post_slots(events.post) if events.size else None   # both counts group by post
-            self._count_plays(events, slots)
+            # The feed impressions first (the circuit breaker's re-check reads them); the rest once weighed.
+            kernels.count_served(events.post, events.served, self.posts.served_views)
             weights = self.mitigations.review(events, ids)
-            self._count_trusted(events, weights, slots)
-        else:   # every weight is 1: both counts in one pass
+            self._count_reviewed(events, weights)
+        else:   # every weight is 1: one counting pass
             self._count_step(events)
         # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
@@ -218,15 +218,6 @@ class AuditWorld(mesa.Model):
                                               minlength=self.probe_impressions.size)
         return users, posts
 
-    def _count_plays(self, events: "StepEvents", slots=None) -> None:
-        """Count plays and engagement as they happened: views, the engagement users see, the engagers' routes
-        (ground truth) and new follows."""
-        table = self.posts
-        n_engagements, follow_rows = kernels.count_plays(
-            events.account, events.post, events.types, events.time, events.served, self.route_of_account,
-            table.created, table.views, table.served_views, table.engagements, table.engagement_by_route, slots)
-        self._note_plays(n_engagements, follow_rows, events)
-
     def _note_plays(self, n_engagements: int, follow_rows: np.ndarray, events: "StepEvents") -> None:
         """The step's engagement count, and its follows (event rows ``follow_rows``) queued for the day's merge."""
         self.engagements += n_engagements
@@ -235,7 +226,8 @@ class AuditWorld(mesa.Model):
             self.population.follows.add(engagers, self.posts.author[events.post.take(follow_rows)])
 
     def _count_step(self, events: "StepEvents") -> None:
-        """:meth:`_count_plays` then :meth:`_count_trusted` with unit weights, in one counting of the events."""
+        """:meth:`_count_reviewed` with unit weights, the feed impressions included, in one counting of the
+        events."""
         table = self.posts
         n_engagements, follow_rows = kernels.count_step(
             events.account, events.post, events.types, events.time, events.served, self.route_of_account,
@@ -244,15 +236,22 @@ class AuditWorld(mesa.Model):
             table.trusted_first_hour_engagements, table.trusted_served_engagements)
         self._note_plays(n_engagements, follow_rows, events)
 
-    def _count_trusted(self, events: "StepEvents", weights: np.ndarray, slots=None) -> None:
-        """The platform's ranking signals: each play and engagement counted with its mitigation weight (when every
-        weight is 1 — no stage, or none weighed anything this step — the counts are integers, as without
-        mitigations)."""
+    def _count_reviewed(self, events: "StepEvents", weights: np.ndarray) -> None:
+        """Count the step's plays (all but the feed impressions, counted before the review) as they happened (views,
+        the engagement users see, the engagers' routes: ground truth; new follows), and as the platform weighs them:
+        each play and engagement with its mitigation weight in the ranking signals (when every weight is 1 — no
+        stage, or none weighed anything this step — the counts are integers, as without mitigations)."""
+        if events.size == 0:
+            return
         table = self.posts
-        kernels.count_trusted(events.post, events.types, events.time, events.served, weights,
-                              bool((weights == 1.0).all()), table.created, MINUTES_PER_HOUR, table.trusted_views,
-                              table.trusted_first_hour_views, table.trusted_engagements,
-                              table.trusted_first_hour_engagements, table.trusted_served_engagements, slots)
+        slot, posts = kernels.post_slots(events.post)
+        n_engagements, follow_rows = kernels.count_reviewed(
+            events.account, events.post, events.types, events.time, events.served, weights,
+            bool((weights == 1.0).all()), slot, posts, self.route_of_account, table.created, MINUTES_PER_HOUR,
+            table.views, table.engagements, table.engagement_by_route, table.trusted_views,
+            table.trusted_first_hour_views, table.trusted_engagements, table.trusted_first_hour_engagements,
+            table.trusted_served_engagements)
+        self._note_plays(n_engagements, follow_rows, events)
 
     def _note_campaign_posts(self, ids: np.ndarray) -> None:
         camp = ids[self.posts.campaign[ids]] if ids.size else ids

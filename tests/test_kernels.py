@@ -366,8 +366,9 @@ def _count(table, column, ids, cols=None):
 
 
 def _reference_counts(table, account, post, types, time, served, weights, route_of_account):
-    """The counting of AuditWorld._count_plays and _count_trusted in NumPy (their definition before the kernels):
-    per-post bins over the span of ids touched, counts or float64 sums in event order, added once per bin."""
+    """The counting of a step's events (AuditWorld._count_reviewed after count_served, or _count_step) in NumPy
+    (their definition before the kernels): per-post bins over the span of ids touched, counts or float64 sums in
+    event order, added once per bin."""
     bits = np.unpackbits(types[:, None], axis=1, bitorder="little")[:, :5].astype(bool)
     rows, kinds = np.nonzero(bits)
     plays = _PostBins(post)
@@ -394,8 +395,8 @@ def _reference_counts(table, account, post, types, time, served, weights, route_
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("blocks", [1, 3], ids=["one-block", "three-blocks"])
 def test_step_counting_kernels_are_the_numpy_definition(unit, seed, blocks, monkeypatch):
-    """count_plays + count_trusted, and count_step (unit weights; its events counted in one block, or in three
-    blocks on three threads), against the NumPy definition."""
+    """count_served + count_reviewed (the mitigated step's counting), and count_step (unit weights; its events
+    counted in one block, or in three blocks on three threads), against the NumPy definition."""
     from simulator import kernel_threads
     from simulator.content import PostTable
 
@@ -422,11 +423,13 @@ def test_step_counting_kernels_are_the_numpy_definition(unit, seed, blocks, monk
         served = rng.random(n_events) < 0.8
         weights = (np.ones(n_events, np.float32) if unit
                    else rng.choice(np.array([1.0, 0.1, 0.37, 0.0], np.float32), n_events))
-        n_eng, follows = kernels.count_plays(account, post, types, time, served, route_of_account, got.created,
-                                             got.views, got.served_views, got.engagements, got.engagement_by_route)
-        kernels.count_trusted(post, types, time, served, weights, unit, got.created, 60.0, got.trusted_views,
-                              got.trusted_first_hour_views, got.trusted_engagements,
-                              got.trusted_first_hour_engagements, got.trusted_served_engagements)
+        kernels.count_served(post, served, got.served_views)
+        slot, posts = kernels.post_slots(post)
+        n_eng, follows = kernels.count_reviewed(account, post, types, time, served, weights, unit, slot, posts,
+                                                route_of_account, got.created, 60.0, got.views, got.engagements,
+                                                got.engagement_by_route, got.trusted_views,
+                                                got.trusted_first_hour_views, got.trusted_engagements,
+                                                got.trusted_first_hour_engagements, got.trusted_served_engagements)
         want_eng, want_follows = _reference_counts(want, account, post, types, time, served, weights,
                                                    route_of_account)
         assert n_eng == want_eng and np.array_equal(follows, want_follows)
@@ -891,6 +894,29 @@ def test_mitigation_stage_kernels_are_the_numpy_definition(seed, n, accounts):
     want_flag = want_flag[(flag_stages[want_flag] & 2) == 0]
     assert np.array_equal(weight, np.where(damp, np.float32(0.25), np.float32(1.0)))
     assert weight.dtype == np.float32 and np.array_equal(flagged, want_flag) and not marked.any()
+    # The stage's whole step in one call: first activity of the events' accounts and of new posts' authors (one
+    # array), a dormant account's probation from it, then the weights.
+    authors, created_at = rng.integers(0, accounts, n // 3), rng.choice(np.arange(0.0, 120.0, 7.5), n // 3)
+    dormant = rng.random(accounts) < 0.5
+    got_first, got_until, want_first, want_until = first.copy(), damped_until.copy(), first.copy(), damped_until.copy()
+    got = kernels.dormancy_weights(acc, t, authors, created_at, got_first, dormant, got_until, 30.0, np.float32(0.25),
+                                   flag_stages, 2, marked)
+    seen = kernels.note_first_times(want_first, np.r_[acc, authors], np.r_[t, created_at], marked)
+    woken = seen[dormant[seen]]
+    want_until[woken] = np.maximum(want_until[woken], want_first[woken] + 30.0)
+    want = kernels.dampened(acc, t, want_until, np.float32(0.25), flag_stages, 2, marked)
+    assert got_first.tobytes() == want_first.tobytes() and got_until.tobytes() == want_until.tobytes()
+    assert all(np.array_equal(g, w) and g.dtype == w.dtype for g, w in zip(got, want)) and not marked.any()
+    # A verdict's event weights checked and applied.
+    base = rng.choice(np.array([1.0, 0.25, 0.0], np.float32), n)
+    ew = rng.choice(np.array([1.0, 0.5, 0.1, 0.0], np.float32), n)
+    product, ok = kernels.weighed(base, ew)
+    assert ok and product.dtype == np.float32 and np.array_equal(product, base * ew)
+    if n:
+        for bad in (np.nan, -0.5, 1.5):
+            ew[rng.integers(0, n)] = bad
+            assert not kernels.weighed(base, ew)[1]
+            ew = np.clip(np.nan_to_num(ew), 0, 1).astype(np.float32)
     # Circuit breaker: first-hour counts of posts lo.., this step's first-hour events added.
     n_posts = 30
     created = np.sort(rng.uniform(0, 120, n_posts))
@@ -961,6 +987,56 @@ def test_co_engagement_bookkeeping_kernels_are_the_numpy_definition(seed, n, acc
         assert np.array_equal(count, runs[strong])
     else:
         assert a.size == b.size == count.size == 0
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), accounts=st.integers(1, 30),
+       post_base=st.sampled_from([0, 5_000, (1 << 27) - 20]), time_base=st.sampled_from([0.0, 40_000.0]))
+def test_packed_co_engagement_keys_give_the_composite_order(seed, n, accounts, post_base, time_base):
+    """co_engagement_packed_keys sorted by value, read back by co_engagement_unpacked, gives the window in the order
+    of the composite keys with equal keys in event order (co_engagement_sorted over a stable argsort)."""
+    rng = np.random.default_rng(seed)
+    acc, post = rng.integers(0, accounts, n), post_base + rng.integers(0, 8, n)
+    t = time_base + (rng.integers(0, 3, n) * 0.05 if n % 2 else rng.uniform(0, 2000, n))   # odd n: ties common
+    keys, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(acc, post, t, accounts)
+    if n == 0:
+        assert keys.size == 0
+        return
+    assert keys.size == n and np.unique(keys).size == n
+    got = kernels.co_engagement_unpacked(np.sort(keys), acc, i_bits, t_bits, p_lo, t_lo)
+    composite = kernels.co_engagement_order_keys(acc, post, t, accounts)
+    want = kernels.co_engagement_sorted(composite, np.argsort(composite, kind="stable"), acc)
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+
+
+def test_packed_co_engagement_keys_decline_when_the_fields_need_over_63_bits():
+    """Four events (2 index bits), eighths spanning 2^23 - 1 (23 bits) and the 13-bit hash leave 25 bits for the
+    range of post ids: 2^24 (25 bits) fits, 2^25 (26 bits) does not; the caller then sorts composite keys."""
+    t = np.array([0.0, 2.0**20, 3.0, 4.0])   # 2^23 eighths, capped at 2^23 - 1
+    for span, fits in ((1 << 24, True), (1 << 25, False)):
+        post = np.array([0, span, 5, 9], np.int64)
+        keys, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(np.arange(4, dtype=np.int64), post, t, 4)
+        assert (keys.size == 4) == fits and (i_bits, t_bits) == (2, 23)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), sizes=st.lists(st.integers(0, 300), min_size=1, max_size=5),
+       codes=st.integers(1, 400), min_shared=st.integers(1, 4))
+def test_strong_pairs_of_sorted_parts_are_those_of_their_union(seed, sizes, codes, min_shared):
+    """strong_pairs_of_parts (the parts cut into value ranges, each range merged and counted on a thread) gives
+    strong_pairs of the sorted union, whatever the parts' sizes and however a code's copies are spread over them."""
+    from simulator.mitigations.coordination import strong_pairs_of_parts
+
+    rng = np.random.default_rng(seed)
+    accounts = 20
+    parts = [np.sort(rng.integers(0, codes, z)) for z in sizes]
+    got = strong_pairs_of_parts(parts, accounts, min_shared)
+    want = kernels.strong_pairs(np.sort(np.concatenate(parts)), accounts, min_shared)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    merged = kernels.merge_sorted(parts[0], parts[-1])
+    assert np.array_equal(merged, np.sort(np.concatenate([parts[0], parts[-1]])))
 
 
 # -------------------------------------------------------------------------------------------- organic posts

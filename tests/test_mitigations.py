@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import stages_for_tests
+from simulator import kernels
 from simulator.audit import run_audit
 from simulator.config import MITIGATION_CONFIGS, Scenario, load_scenario
 from simulator.content import PostTable
@@ -87,6 +88,54 @@ def test_pairs_need_the_time_window_and_count_distinct_posts():
     # the same account engaging a post twice counts once
     a2, b2, c2 = co_engagement_links(np.r_[acc, 0], np.r_[post, 0], np.r_[t, 2.0], 3, 5.0, 8, 3)
     assert list(zip(a2, b2, c2)) == [(0, 1, 4)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k, posts, times", [(40, 60, 200), (5000, 3, 4)], ids=["sparse", "tied"])
+def test_links_are_the_same_whichever_sort_orders_the_window(monkeypatch, seed, k, posts, times):
+    """The window is ordered by one sort of packed keys when they fit in 63 bits, else by the composite keys'
+    argsort with ties put back in event order: both give the same links. In the "tied" worlds hundreds of accounts
+    engage a post in the same eighth of a minute, so different accounts share whole keys (13-bit hash) and the
+    neighbour cap depends on their order."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    acc, post = rng.integers(0, k, n), rng.integers(0, posts, n)
+    t = rng.integers(0, times, n) * 0.25
+    packed = co_engagement_links(acc, post, t, k, 5.0, 8, 1 if k > 1000 else 2)
+    monkeypatch.setattr(kernels, "co_engagement_packed_keys",
+                        lambda *a: (np.zeros(0, np.int64), 0, 0, np.int64(0), np.int64(0)))
+    composite = co_engagement_links(acc, post, t, k, 5.0, 8, 1 if k > 1000 else 2)
+    assert packed[0].size > 20
+    for x, y in zip(packed, composite):
+        assert np.array_equal(x, y)
+
+
+def test_co_engagement_log_holds_the_window_in_the_order_added():
+    """The log's buffers grow, drop old steps from the front and move their live part back: whatever it did, the
+    window's events are the active events of the steps less than the window old, in the order they were added,
+    without removed accounts."""
+    from simulator.mitigations.base import ACTIVE
+    from simulator.mitigations.coordination import CoEngagementLog
+
+    rng = np.random.default_rng(3)
+    log, steps = CoEngagementLog(window_minutes=180.0), []
+    removed = np.zeros(50, bool)
+    for step in range(60):
+        now = 60.0 * (step + 1)
+        n = int(rng.choice([0, 5, 300, 1500]))
+        acc, post = rng.integers(0, 50, n), rng.integers(0, 400, n)
+        types = np.where(rng.random(n) < 0.5, 0, ACTIVE).astype(np.uint8)
+        t = now - 60.0 + rng.random(n) * 60.0
+        log.add(evidence(now, acc, post, types, t))
+        steps.append((now, acc, post, types, t))
+        if step == 40:
+            removed[[3, 7]] = True
+        got = log.events(removed)
+        live = [x for x in steps if x[0] > now - 180.0]
+        want = [np.concatenate([x[i][(x[3] & ACTIVE) != 0] for x in live]) for i in (1, 2, 4)]
+        ok = ~removed[want[0]]
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w[ok])
 
 
 def test_groups_are_the_core_of_the_links_not_chains():

@@ -12,6 +12,8 @@ the window, never with the square of the number of accounts.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
@@ -22,30 +24,53 @@ from .base import Evidence, StageContext, Verdict
 
 
 class CoEngagementLog:
-    """Active engagements (account, post, time) of the last ``window_minutes``, kept in per-step chunks."""
+    """Active engagements (account, post, time) of the last ``window_minutes``, in one buffer per column: each
+    step's are appended at the end, the steps that left the window dropped from the front (the live part moves back
+    to the front, or into a larger buffer, only when the end is reached), so the window is read without copying."""
 
     def __init__(self, window_minutes: float):
         self.window = window_minutes
-        self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._columns = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))   # account, post, time
+        self._start = self._end = 0
+        self._steps: deque[tuple[float, int]] = deque()   # (step's time, where its events end), oldest first
 
     def add(self, evidence: Evidence) -> None:
         keep = np.flatnonzero(evidence.active())
-        if keep.size:   # (gathers copy: the chunk does not hold on to the step's arrays)
-            self._chunks.append((evidence.now, evidence.account.take(keep), evidence.post.take(keep),
-                                 evidence.time.take(keep)))
+        if keep.size:
+            self._make_room(keep.size)
+            stop = self._end + keep.size
+            for column, source in zip(self._columns, (evidence.account, evidence.post, evidence.time)):
+                np.take(source, keep, out=column[self._end: stop])
+            self._end = stop
+            self._steps.append((evidence.now, stop))
         horizon = evidence.now - self.window
-        while self._chunks and self._chunks[0][0] <= horizon:
-            self._chunks.pop(0)
+        while self._steps and self._steps[0][0] <= horizon:
+            self._start = self._steps.popleft()[1]
+
+    def _make_room(self, k: int) -> None:
+        capacity, live = self._columns[0].size, self._end - self._start
+        if self._end + k <= capacity:
+            return
+        if live + k > capacity // 2:   # (else the live part fits at the front, clear of where it is now)
+            capacity = max(1024, 2 * (live + k))
+        self._columns = tuple(np.concatenate([c[self._start: self._end], np.zeros(capacity - live, c.dtype)])
+                              if c.size != capacity else _moved_to_front(c, self._start, self._end)
+                              for c in self._columns)
+        self._steps = deque((now, end - self._start) for now, end in self._steps)
+        self._start, self._end = 0, live
 
     def events(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self._chunks:
-            e = np.zeros(0, np.int64)
-            return e, e, np.zeros(0)
-        acc = np.concatenate([c[1] for c in self._chunks])
-        post = np.concatenate([c[2] for c in self._chunks])
-        t = np.concatenate([c[3] for c in self._chunks])
+        """The window's events (views of the buffers when no account in it was removed), in the order added."""
+        acc, post, t = (c[self._start: self._end] for c in self._columns)
         ok = ~removed[acc]
+        if ok.all():
+            return acc, post, t
         return acc[ok], post[ok], t[ok]
+
+
+def _moved_to_front(column: np.ndarray, start: int, end: int) -> np.ndarray:
+    column[: end - start] = column[start: end]
+    return column
 
 
 def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_accounts: int, pair_window: float,
@@ -54,19 +79,25 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
 
     Each (account, post) counts once (its first engagement). Engagements of a post are ordered by time (to 1/8
     minute; the pair window is compared at that resolution), ties broken by a fixed hash of (account, post) so that
-    accounts with nearby row numbers are not systematically paired, then by the order of the events. Two int64
-    sorts (the window's events, the pairs) and compiled passes; no per-account loop."""
+    accounts with nearby row numbers are not systematically paired, then by the order of the events. Int64 sorts
+    (the window's events; each kernel thread's pairs, merged by ranges of values) and compiled passes; no
+    per-account loop."""
     if acc.size < 2:
         e = np.zeros(0, np.int64)
         return e, e, e
-    # Order by post, time (1/8 min), hash: one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years); the
-    # sorted key itself gives back each event's post and time (to 1/8 minute), so only accounts are gathered.
-    if post.max() < 1 << 27:
-        composite = kernels.co_engagement_order_keys(acc.astype(np.int64, copy=False),
-                                                     post.astype(np.int64, copy=False),
-                                                     t.astype(np.float64, copy=False), int(n_accounts))
+    # Order by post, time (1/8 min), hash, then event: when the fields' ranges and the event's index fit in 63 bits,
+    # one sort of unique packed keys; else one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years) argsorted,
+    # equal keys put back in event order. The sorted keys give back each event's post and time (to 1/8 minute), so
+    # only accounts are gathered.
+    acc, post, t = (np.ascontiguousarray(x, dtype=d) for x, d in ((acc, np.int64), (post, np.int64), (t, np.float64)))
+    packed, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(acc, post, t, int(n_accounts))
+    if packed.size:
+        packed.sort()   # in place: the array is this call's own
+        acc, post, t = kernels.co_engagement_unpacked(packed, acc, i_bits, t_bits, p_lo, t_lo)
+    elif post.max() < 1 << 27:
+        composite = kernels.co_engagement_order_keys(acc, post, t, int(n_accounts))
         order = np.argsort(composite)   # equal keys put in event order by the kernel
-        acc, post, t = kernels.co_engagement_sorted(composite, order, acc.astype(np.int64, copy=False))
+        acc, post, t = kernels.co_engagement_sorted(composite, order, acc)
     else:   # post ids beyond the composite key's 27 bits (a very large, long run): the same order, three keys
         # (lexsort is stable)
         tq = np.minimum(np.floor(t * 8.0).astype(np.int64), (1 << 23) - 1)
@@ -77,10 +108,10 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     # The first event of each (account, post), each paired with its next `neighbours` on the post within the
     # window (a compiled pass over blocks of whole posts, pairs as one int64 each), then sorted.
     acc, post, t = (np.ascontiguousarray(x, dtype=np.int64) for x in (acc, post, t))
-    pair = co_engagement_pair_codes(acc, post, t, int(n_accounts), pair_window * 8.0, int(neighbours))
-    pair.sort()   # in place: the array is this call's own
-    # Each distinct pair and how many posts it co-engaged (one pass over the sorted pairs); the strong ones kept.
-    return kernels.strong_pairs(pair, int(n_accounts), int(min_shared_posts))
+    parts = co_engagement_pair_codes(acc, post, t, int(n_accounts), pair_window * 8.0, int(neighbours))
+    # Each distinct pair and how many posts it co-engaged (one pass over the sorted pairs, or over the blocks'
+    # sorted pairs merged); the strong ones kept.
+    return strong_pairs_of_parts(parts, int(n_accounts), int(min_shared_posts))
 
 
 #: The fewest sorted events a kernel thread pairs (:func:`co_engagement_pair_codes`).
@@ -88,19 +119,46 @@ PAIRING_EVENTS_PER_THREAD = 1 << 16
 
 
 def co_engagement_pair_codes(acc: np.ndarray, post: np.ndarray, tq: np.ndarray, n_accounts: int,
-                             pair_window: float, neighbours: int) -> np.ndarray:
+                             pair_window: float, neighbours: int) -> list[np.ndarray]:
     """:func:`kernels.co_engagement_pairs` of the events sorted by post, computed on blocks of whole posts on the
-    kernel threads (a post's pairs never leave it), the blocks' pairs concatenated."""
+    kernel threads (a post's pairs never leave it), each block's pairs sorted on its thread: one sorted array of
+    pair codes per block, in block order."""
     n = acc.size
 
     def pairs_of(a: int, b: int) -> np.ndarray:
         # The block [a, b) of the events, its ends moved back to the first event of their posts.
         lo = int(np.searchsorted(post, post[a], "left")) if a < n else n
         hi = int(np.searchsorted(post, post[b], "left")) if b < n else n
-        return kernels.co_engagement_pairs(acc[lo:hi], post[lo:hi], tq[lo:hi], n_accounts, pair_window, neighbours)
+        pairs = kernels.co_engagement_pairs(acc[lo:hi], post[lo:hi], tq[lo:hi], n_accounts, pair_window, neighbours)
+        pairs.sort()   # (NumPy's sort releases the GIL: the blocks sort at once)
+        return pairs
 
-    parts = map_blocks(n, pairs_of, PAIRING_EVENTS_PER_THREAD)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return map_blocks(n, pairs_of, PAIRING_EVENTS_PER_THREAD)
+
+
+def strong_pairs_of_parts(parts: list[np.ndarray], n_accounts: int, min_shared: int
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`kernels.strong_pairs` of the sorted union of the sorted pair-code arrays ``parts``: the codes are cut
+    into as many ranges of values as there are parts (at the largest part's quantiles, so a code's copies all fall
+    in one range), and each range's slices of the parts are merged and counted on a kernel thread; the ranges'
+    results are joined in order."""
+    if len(parts) == 1:
+        return kernels.strong_pairs(parts[0], n_accounts, min_shared)
+    largest = max(parts, key=lambda p: p.size)
+    cuts = [largest[largest.size * r // len(parts)] for r in range(1, len(parts))] if largest.size else []
+    edges = [[0] + [int(np.searchsorted(p, c, "left")) for c in cuts] + [p.size] for p in parts]
+
+    def count_ranges(a: int, b: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for r in range(a, b):
+            merged = parts[0][edges[0][r]: edges[0][r + 1]]
+            for p, e in zip(parts[1:], edges[1:]):
+                merged = kernels.merge_sorted(merged, p[e[r]: e[r + 1]])
+            out.append(kernels.strong_pairs(merged, n_accounts, min_shared))
+        return out
+
+    found = [t for block in map_blocks(len(cuts) + 1, count_ranges, 1) for t in block]
+    return tuple(np.concatenate(column) for column in zip(*found))
 
 
 def coordinated_groups(a: np.ndarray, b: np.ndarray, n_accounts: int, min_cluster_size: int, min_links: int = 1

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import kernels
 
-from .base import Evidence, StageContext, Verdict, note_first_times
+from .base import Evidence, StageContext, Verdict
 
 MINUTES_PER_DAY = 1440.0
 
@@ -32,20 +32,15 @@ class DormancyDampening:
         if self.damped_until is None:   # accounts are new until registration + new_account_days (minutes)
             self.damped_until = view.account_registered_hours * 60.0 + s.new_account_days * MINUTES_PER_DAY
             self.dormant = view.account_prior_active_days <= s.dormant_max_active_days
-        authors = view.post_author[evidence.new_posts].astype(np.int64)
-        self._note_activity(np.concatenate([acc, authors]),
-                            np.concatenate([t, view.post_created[evidence.new_posts]]))
-        # Weights: dampened while new, or woken and still on probation; the dampened accounts not flagged yet.
-        weight, flag = kernels.dampened(acc, t, self.damped_until, np.float32(s.weight), view.account_flag_stages,
-                                        int(self.bit), self.marked)
+        # First activity seen (a woken account's probation runs from it), then the weights: dampened while new, or
+        # woken and still on probation; and the dampened accounts not flagged yet (one compiled call).
+        weight, flag = kernels.dormancy_weights(
+            acc, t, view.post_author[evidence.new_posts].astype(np.int64),
+            view.post_created[evidence.new_posts].astype(np.float64), self.first_seen, self.dormant,
+            self.damped_until, float(s.probation_days * MINUTES_PER_DAY), np.float32(s.weight),
+            view.account_flag_stages, int(self.bit), self.marked)
         reasons = np.array([self._reason(int(a), view) for a in flag], dtype=object)
         return Verdict(event_weight=weight, flag=flag, reason=reasons)
-
-    def _note_activity(self, accounts: np.ndarray, times: np.ndarray) -> None:
-        seen = note_first_times(self.first_seen, accounts, times, self.marked)
-        woken = seen[self.dormant[seen]]    # a dormant account's probation runs from its first activity
-        self.damped_until[woken] = np.maximum(self.damped_until[woken],
-                                              self.first_seen[woken] + self.s.probation_days * MINUTES_PER_DAY)
 
     def _reason(self, account: int, view) -> str:
         age = view.now / MINUTES_PER_DAY - view.account_registered_hours[account] / 24.0

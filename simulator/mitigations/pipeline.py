@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..platform import make_view
 from ..platform import read_only as _read_only
 from .base import _EMPTY_IDS, Evidence, StageContext, StageContractError, Verdict, make_stage
@@ -98,10 +99,12 @@ class MitigationPipeline:
         n_acc, n_posts = w.population.n, w.posts.n
         if v.event_weight is not None:
             ew = np.asarray(v.event_weight, dtype=np.float32)
-            if ew.shape != weights.shape or not ((ew >= 0) & (ew <= 1)).all():   # (NaN fails both)
+            product, in_range = kernels.weighed(weights, np.ascontiguousarray(ew.reshape(-1))) \
+                if ew.shape == weights.shape else (None, False)
+            if not in_range:   # (NaN is not in range)
                 raise StageContractError(f"stage {i} ({self.configs[i].name}): event_weight must hold one number "
                                          f"in [0, 1] per event ({weights.size})")
-            weights = weights * ew
+            weights = product
         flagged = self._ids(i, "flag", v.flag, n_acc)
         if flagged.size:
             reasons = np.broadcast_to(np.asarray(v.reason, dtype=object), flagged.shape)
