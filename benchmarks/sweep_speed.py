@@ -1,11 +1,12 @@
 """Speed of the sweep engines: throughput of a 32-point sweep with 1 and 2 workers, local and Dask, against the
 speed-up this machine gives two independent CPU-bound processes (measured in the same run, before and after).
 
-    python benchmarks/sweep_speed.py [--days 10] [--users 10000]
+    python benchmarks/sweep_speed.py [--days N] [--users 10000]
 
 The sweep: 32 points (8 bot shares × 4 burst windows) of the default scenario at 10^4 simulated users, one replicate
-each; `days` is shortened from 30 (default 10, bots waking on day 4, recruits on day 2) so that the four sweeps and
-the machine measurement take about ten minutes. Per unit, the time spent inside the worker running it is recorded;
+each, over the scenario's own 30 days (the four sweeps and the machine measurements take about ten minutes here).
+``--days N`` shortens the run (bots then wake on day 0.4·N, recruits on day 0.2·N): shorter units weigh each
+worker's fixed start-up more. Per unit, the time spent inside the worker running it is recorded;
 the engine's overhead is what is left of the workers' time: wall time × workers − Σ unit compute time (start-up,
 sending tasks and results, idle workers at the end), reported as a share of Σ unit compute time.
 
@@ -47,10 +48,7 @@ seed = 11
 "campaign.bots.burst_window" = [10.0, 30.0, 90.0, 240.0]
 [fixed]
 "population.organic_users" = {users}
-days = {days}
-"campaign.bots.activation_day" = {activation}
-"campaign.recruits.recruit_day" = {recruit}
-"""
+{schedule}"""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -149,21 +147,28 @@ def run_engine(engine, tasks) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=10)
+    ap.add_argument("--days", type=int, default=None,
+                    help="simulated days per unit (default: the scenario's own, 30)")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--skip-dask", action="store_true")
     args = ap.parse_args()
-    activation = max(1, round(args.days * 0.4))
-    recruit = max(1, round(args.days * 0.2))
+    if args.days is None:
+        schedule, days_text = "", "the scenario's own days and schedule"
+    else:
+        activation = max(1, round(args.days * 0.4))
+        recruit = max(1, round(args.days * 0.2))
+        schedule = (f'days = {args.days}\n"campaign.bots.activation_day" = {activation}\n'
+                    f'"campaign.recruits.recruit_day" = {recruit}\n')
+        days_text = f"{args.days} days (bots wake on day {activation}, recruits on day {recruit})"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.toml"
-        path.write_text(SWEEP.format(root=ROOT, users=args.users, days=args.days, activation=activation,
-                                     recruit=recruit))
+        path.write_text(SWEEP.format(root=ROOT, users=args.users, schedule=schedule))
         spec = load_sweep(path)
     tasks = unit_tasks(spec)
+    scenario = tasks[0].scenario
     print(f"sweep: {len(spec.points)} points × {spec.replicates} replicate of the default scenario at "
-          f"{args.users:,} simulated users, {args.days} days (shortened from 30; bots wake on day {activation}, "
-          f"recruits on day {recruit}), For-You ranker, 3 paired worlds per unit")
+          f"{args.users:,} simulated users, {days_text}: {scenario.days} days, bots wake on day "
+          f"{scenario.campaign.bots.activation_day:g}; For-You ranker, 3 paired worlds per unit")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
 
     # Compile the kernels now if this checkout has not yet (about 20 s, cached on disk): otherwise the first process
