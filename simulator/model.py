@@ -145,7 +145,7 @@ class AuditWorld(mesa.Model):
             acc, posts, times, masks = acc[ok], posts[ok], times[ok], masks[ok]
         self._note_campaign_actions(acc, times)
         # 7. The step's plays: feed impressions, then directed visits. Counted as they happened (what users see,
-        # ground truth), reviewed by the mitigation stages, and counted as the platform weighs them.
+        # ground truth) and as the platform weighs them, after the mitigation stages' review when there are stages.
         events = StepEvents(*kernels.step_events(
             imp_users, imp_posts, served_types, imp_times, probe_users, probe_posts, t0 + 0.5 * self.step_minutes,
             np.ascontiguousarray(acc, dtype=np.int64), np.ascontiguousarray(posts, dtype=np.int64),
