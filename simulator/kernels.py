@@ -1827,7 +1827,8 @@ HOT_PATH_SIGNATURES = {
     dormancy_weights: [(_array(_i64, readonly=True), _array(_f64, readonly=True), _array(_i64), _array(_f64),
                          _array(_f64), _array(types.boolean), _array(_f64), _f64, _f32, _array(_i64, readonly=True),
                          _i64, _array(types.boolean))],
-    weighed: [(_array(_f32), _array(_f32))],
+    weighed: [(_array(_f32), _array(_f32)),
+              (_array(_f32), _array(_f32, readonly=True))],   # (a stage may hand back read-only weights)
     over_allowance: [(_array(_i64, readonly=True), _array(types.uint8, readonly=True), _i64, _i64, _array(_i32))],
     organic_post_content: [(_array(_i64), _array(_f64), _array(_f32, 2), _array(_f64), _f64, _array(_f64), _array(_f64, 2),
                              _i64, _i64)],

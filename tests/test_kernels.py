@@ -912,6 +912,9 @@ def test_mitigation_stage_kernels_are_the_numpy_definition(seed, n, accounts):
     ew = rng.choice(np.array([1.0, 0.5, 0.1, 0.0], np.float32), n)
     product, ok = kernels.weighed(base, ew)
     assert ok and product.dtype == np.float32 and np.array_equal(product, base * ew)
+    frozen = ew.copy()
+    frozen.flags.writeable = False   # (a stage may hand back read-only weights: a signature of its own)
+    assert np.array_equal(kernels.weighed(base, frozen)[0], product)
     if n:
         for bad in (np.nan, -0.5, 1.5):
             ew[rng.integers(0, n)] = bad
