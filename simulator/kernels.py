@@ -1470,13 +1470,19 @@ def _bit_length(x):
 
 
 @njit(**_JIT)
-def co_engagement_packed_keys(acc, post, t, n_accounts):
+def co_engagement_packed_keys(acc, post, t, n_accounts, max_bits):
     """The order of :func:`co_engagement_order_keys` (post, time in eighths, hash, then event) as unique int64 keys
-    with the event's index in the low bits, so that one sort of values gives a stable order: ``(post - min post)``,
-    ``(eighths - min eighths)``, the 13-bit hash and the index, each field as wide as its range needs. Returns
-    (keys, index bits, time bits, min post, min eighths), or an empty key array when the fields need more than 63
-    bits (a long window of a very large world): the caller then sorts the composite keys."""
+    below ``2^max_bits``, so that one sort of values gives a stable order: ``(post - min post)``, ``(eighths - min
+    eighths)``, the 13-bit hash and an event number, each field as wide as its range needs.
+
+    The event number is the event's index, or, when that does not fit, its rank (in event order) within its bucket
+    of post ids: buckets of ``2^shift`` consecutive ids, as few as leave every bucket's events numberable in the bits
+    that remain. Returns (keys, event number bits, time bits, min post, min eighths, shift, each bucket's first
+    position in ``bucket_acc``, the events' accounts grouped by bucket in event order; both empty when there is one
+    bucket), or an empty key array when no bucketing fits (one post with more events than the bits can number, or
+    ranges too wide; or far more post ids than events): the caller then sorts the composite keys."""
     n = acc.size
+    none = np.empty(0, dtype=np.int64)
     tq = np.empty(n, dtype=np.int64)
     p_lo, p_hi, t_lo, t_hi = np.int64(1) << 62, np.int64(-1), np.int64(1) << 62, np.int64(-1)
     for e in range(n):
@@ -1488,21 +1494,60 @@ def co_engagement_packed_keys(acc, post, t, n_accounts):
         p_hi = max(p_hi, post[e])
         t_lo = min(t_lo, q)
         t_hi = max(t_hi, q)
-    i_bits = _bit_length(np.int64(n - 1)) if n > 1 else 1
     t_bits = _bit_length(t_hi - t_lo) if n else 0
     p_bits = _bit_length(p_hi - p_lo) if n else 0
-    if n == 0 or p_bits + t_bits + 13 + i_bits > 63:
-        return np.empty(0, dtype=np.int64), i_bits, t_bits, np.int64(0), np.int64(0)
+    room = max_bits - p_bits - t_bits - 13   # bits left for the event number
+    if n == 0 or room < 1:
+        return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
     out = np.empty(n, dtype=np.int64)
+    if n <= (np.int64(1) << room):   # the event's index fits: one bucket
+        i_bits = _bit_length(np.int64(n - 1)) if n > 1 else 1
+        for e in range(n):
+            z = np.int64(mix64(post[e] * n_accounts + acc[e]) & np.uint64(0x1FFF))
+            high = ((post[e] - p_lo) << t_bits) | (tq[e] - t_lo)
+            out[e] = (((high << 13) | z) << i_bits) | e
+        return out, i_bits, t_bits, p_lo, t_lo, p_bits, none, none
+    # Buckets: the widest span of ids (2^shift) that leaves at most 2^room events in every bucket, from the events
+    # per post (a post's events cannot be split: a post that is too full alone means no bucketing fits).
+    limit = np.int64(1) << room
+    span = p_hi - p_lo + 1
+    if span > max(2 * n, 1 << 16):   # far more post ids than events: not worth it
+        return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
+    per_post = np.zeros(span, dtype=np.int64)
     for e in range(n):
+        per_post[post[e] - p_lo] += 1
+    if per_post.max() > limit:
+        return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
+    shift = p_bits
+    while shift > 0:
+        fullest = np.int64(0)
+        for b in range(((span - 1) >> shift) + 1):
+            fullest = max(fullest, per_post[b << shift: min(span, (b + 1) << shift)].sum())
+        if fullest <= limit:
+            break
+        shift -= 1
+    counts = np.zeros(((span - 1) >> shift) + 1, dtype=np.int64)
+    for q in range(span):
+        counts[q >> shift] += per_post[q]
+    start = np.empty(counts.size + 1, dtype=np.int64)
+    start[0] = 0
+    for b in range(counts.size):
+        start[b + 1] = start[b] + counts[b]
+    fill = start[:-1].copy()
+    bucket_acc = np.empty(n, dtype=np.int64)   # the accounts, grouped by bucket in event order
+    for e in range(n):
+        b = (post[e] - p_lo) >> shift
+        number = fill[b] - start[b]
+        bucket_acc[fill[b]] = acc[e]
+        fill[b] += 1
         z = np.int64(mix64(post[e] * n_accounts + acc[e]) & np.uint64(0x1FFF))
         high = ((post[e] - p_lo) << t_bits) | (tq[e] - t_lo)
-        out[e] = (((high << 13) | z) << i_bits) | e
-    return out, i_bits, t_bits, p_lo, t_lo
+        out[e] = (((high << 13) | z) << room) | number
+    return out, room, t_bits, p_lo, t_lo, shift, start, bucket_acc
 
 
 @njit(**_JIT)
-def co_engagement_unpacked(keys, acc, i_bits, t_bits, p_lo, t_lo):
+def co_engagement_unpacked(keys, acc, i_bits, t_bits, p_lo, t_lo, shift, bucket_start, bucket_acc):
     """The window's events in the order of the sorted :func:`co_engagement_packed_keys`: (account, post, time in
     eighths of a minute), as :func:`co_engagement_sorted` gives them."""
     n = keys.size
@@ -1511,12 +1556,16 @@ def co_engagement_unpacked(keys, acc, i_bits, t_bits, p_lo, t_lo):
     tq = np.empty(n, dtype=np.int64)
     i_mask = (np.int64(1) << i_bits) - 1
     t_mask = (np.int64(1) << t_bits) - 1
+    bucketed = bucket_acc.size > 0
     for i in range(n):
         key = keys[i]
-        acc_sorted[i] = acc[key & i_mask]
         high = key >> (i_bits + 13)
+        rel = high >> t_bits
+        number = key & i_mask
+        # (A bucket's events are read within its own stretch of bucket_acc: near one another.)
+        acc_sorted[i] = bucket_acc[bucket_start[rel >> shift] + number] if bucketed else acc[number]
         tq[i] = t_lo + (high & t_mask)
-        post[i] = p_lo + (high >> t_bits)
+        post[i] = p_lo + rel
     return acc_sorted, post, tq
 
 
@@ -1594,14 +1643,8 @@ def merge_sorted(x, y):
         i += take_x
         j += 1 - take_x
         k += 1
-    while i < n:
-        out[k] = x[i]
-        i += 1
-        k += 1
-    while j < m:
-        out[k] = y[j]
-        j += 1
-        k += 1
+    out[k: k + n - i] = x[i:]   # (one of the two is empty)
+    out[k + n - i:] = y[j:]
     return out
 
 
@@ -1807,8 +1850,8 @@ HOT_PATH_SIGNATURES = {
     co_engagement_sorted: [(_array(_i64), _array(_i64), _array(_i64))],
     strong_pairs: [(_array(_i64), _i64, _i64)],
     merge_sorted: [(_array(_i64), _array(_i64))],
-    co_engagement_packed_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64)],
-    co_engagement_unpacked: [(_array(_i64), _array(_i64), _i64, _i64, _i64, _i64)],
+    co_engagement_packed_keys: [(_array(_i64), _array(_i64), _array(_f64), _i64, _i64)],
+    co_engagement_unpacked: [(_array(_i64), _array(_i64), _i64, _i64, _i64, _i64, _i64, _array(_i64), _array(_i64))],
     co_engagement_pairs: [(_array(_i64), _array(_i64), _array(_i64), _i64, _f64, _i64)],
     moderated: [(_array(_i64, 2), _array(types.int8, 2), _array(types.boolean, readonly=True),
                  _array(types.boolean, readonly=True), _array(_i32, readonly=True), _array(_f64, readonly=True), _f64,

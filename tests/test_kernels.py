@@ -994,33 +994,56 @@ def test_co_engagement_bookkeeping_kernels_are_the_numpy_definition(seed, n, acc
 
 @PROPERTY
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), accounts=st.integers(1, 30),
-       post_base=st.sampled_from([0, 5_000, (1 << 27) - 20]), time_base=st.sampled_from([0.0, 40_000.0]))
-def test_packed_co_engagement_keys_give_the_composite_order(seed, n, accounts, post_base, time_base):
+       post_base=st.sampled_from([0, 5_000, (1 << 27) - 300]), time_base=st.sampled_from([0.0, 40_000.0]),
+       posts=st.sampled_from([8, 200]), spare_bits=st.sampled_from([None, 3, 6]))
+def test_packed_co_engagement_keys_give_the_composite_order(seed, n, accounts, post_base, time_base, posts,
+                                                           spare_bits):
     """co_engagement_packed_keys sorted by value, read back by co_engagement_unpacked, gives the window in the order
-    of the composite keys with equal keys in event order (co_engagement_sorted over a stable argsort)."""
+    of the composite keys with equal keys in event order (co_engagement_sorted over a stable argsort). With few
+    bits to spare (``spare_bits`` beyond the post, time and hash fields) events are numbered within buckets of post
+    ids; the kernel declines only when a bucket of one post would still be too full."""
     rng = np.random.default_rng(seed)
-    acc, post = rng.integers(0, accounts, n), post_base + rng.integers(0, 8, n)
+    acc, post = rng.integers(0, accounts, n), post_base + rng.integers(0, posts, n)
     t = time_base + (rng.integers(0, 3, n) * 0.05 if n % 2 else rng.uniform(0, 2000, n))   # odd n: ties common
-    keys, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(acc, post, t, accounts)
+    max_bits = 63
+    if spare_bits is not None and n:
+        tq = np.floor(t * 8.0).astype(np.int64)
+        max_bits = (int(post.max() - post.min()).bit_length() + int(tq.max() - tq.min()).bit_length() + 13
+                    + spare_bits)
+    keys, *layout = kernels.co_engagement_packed_keys(acc, post, t, accounts, max_bits)
     if n == 0:
         assert keys.size == 0
         return
-    assert keys.size == n and np.unique(keys).size == n
-    got = kernels.co_engagement_unpacked(np.sort(keys), acc, i_bits, t_bits, p_lo, t_lo)
+    if keys.size == 0:   # declined: some post has more events than the spare bits can number
+        assert spare_bits is not None and np.bincount(post - post.min()).max() > 1 << spare_bits
+        return
+    assert keys.size == n and np.unique(keys).size == n and keys.max() < 1 << max_bits
+    got = kernels.co_engagement_unpacked(np.sort(keys), acc, *layout)
     composite = kernels.co_engagement_order_keys(acc, post, t, accounts)
     want = kernels.co_engagement_sorted(composite, np.argsort(composite, kind="stable"), acc)
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
 
 
-def test_packed_co_engagement_keys_decline_when_the_fields_need_over_63_bits():
-    """Four events (2 index bits), eighths spanning 2^23 - 1 (23 bits) and the 13-bit hash leave 25 bits for the
-    range of post ids: 2^24 (25 bits) fits, 2^25 (26 bits) does not; the caller then sorts composite keys."""
-    t = np.array([0.0, 2.0**20, 3.0, 4.0])   # 2^23 eighths, capped at 2^23 - 1
-    for span, fits in ((1 << 24, True), (1 << 25, False)):
-        post = np.array([0, span, 5, 9], np.int64)
-        keys, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(np.arange(4, dtype=np.int64), post, t, 4)
-        assert (keys.size == 4) == fits and (i_bits, t_bits) == (2, 23)
+def test_packed_co_engagement_keys_number_events_within_buckets_or_decline():
+    """Post ids spanning 1000 (10 bits), one eighth of a minute (0 bits) and the 13-bit hash leave 2 bits of 25 for
+    the event number. Forty events cannot be numbered in one go, but in buckets of post ids they can while no post
+    holds more than four; when one post holds five, nothing fits and the caller sorts composite keys."""
+    acc = np.arange(40, dtype=np.int64) % 7
+    t = np.zeros(40)
+    spread = np.linspace(0, 1000, 40).astype(np.int64)
+    crowded = spread.copy()
+    crowded[1:5] = 0
+    for post, fits in ((spread, True), (crowded, False)):
+        keys, *layout = kernels.co_engagement_packed_keys(acc, post, t, 7, 25)
+        assert (keys.size == 40) == fits
+        if fits:
+            i_bits, t_bits, *_, bucket_acc = layout
+            assert (i_bits, t_bits) == (2, 0) and bucket_acc.size == 40 and keys.max() < 1 << 25
+            got = kernels.co_engagement_unpacked(np.sort(keys), acc, *layout)
+            composite = kernels.co_engagement_order_keys(acc, post, t, 7)
+            want = kernels.co_engagement_sorted(composite, np.argsort(composite, kind="stable"), acc)
+            assert all(np.array_equal(g, w) for g, w in zip(got, want))
 
 
 @PROPERTY

@@ -85,15 +85,15 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
     if acc.size < 2:
         e = np.zeros(0, np.int64)
         return e, e, e
-    # Order by post, time (1/8 min), hash, then event: when the fields' ranges and the event's index fit in 63 bits,
-    # one sort of unique packed keys; else one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years) argsorted,
-    # equal keys put back in event order. The sorted keys give back each event's post and time (to 1/8 minute), so
+    # Order by post, time (1/8 min), hash, then event: one sort of unique packed keys (the event numbered within a
+    # bucket of post ids when its index does not fit in 63 bits); else (one post with too many events in the window)
+    # one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years) argsorted, equal keys put back in event order. The sorted keys give back each event's post and time (to 1/8 minute), so
     # only accounts are gathered.
     acc, post, t = (np.ascontiguousarray(x, dtype=d) for x, d in ((acc, np.int64), (post, np.int64), (t, np.float64)))
-    packed, i_bits, t_bits, p_lo, t_lo = kernels.co_engagement_packed_keys(acc, post, t, int(n_accounts))
+    packed, *layout = kernels.co_engagement_packed_keys(acc, post, t, int(n_accounts), 63)
     if packed.size:
         packed.sort()   # in place: the array is this call's own
-        acc, post, t = kernels.co_engagement_unpacked(packed, acc, i_bits, t_bits, p_lo, t_lo)
+        acc, post, t = kernels.co_engagement_unpacked(packed, acc, *layout)
     elif post.max() < 1 << 27:
         composite = kernels.co_engagement_order_keys(acc, post, t, int(n_accounts))
         order = np.argsort(composite)   # equal keys put in event order by the kernel
