@@ -1219,6 +1219,20 @@ def add_play_counts(posts, plays, served_plays, eng, by_route, views, served_vie
 
 
 @njit(**_JIT)
+def _first_time(first, a, t, marked, seen, m):
+    """One (account ``a``, time ``t``) of :func:`note_first_times`; returns how many accounts ``seen`` holds."""
+    if marked[a]:
+        if t < first[a]:
+            first[a] = t
+    elif np.isinf(first[a]):
+        marked[a] = True
+        first[a] = t
+        seen[m] = a
+        m += 1
+    return m
+
+
+@njit(**_JIT)
 def note_first_times(first, accounts, times, marked):
     """Record in ``first`` (one entry per account, inf = never seen) the earliest of ``times`` of each account not
     seen before this call; returns those accounts, ascending. ``marked`` is a scratch flag per account, all False
@@ -1226,15 +1240,7 @@ def note_first_times(first, accounts, times, marked):
     seen = np.empty(accounts.size, dtype=np.int64)
     m = 0
     for i in range(accounts.size):
-        a = accounts[i]
-        if marked[a]:
-            if times[i] < first[a]:
-                first[a] = times[i]
-        elif np.isinf(first[a]):
-            marked[a] = True
-            first[a] = times[i]
-            seen[m] = a
-            m += 1
+        m = _first_time(first, accounts[i], times[i], marked, seen, m)
     seen = np.sort(seen[:m])
     for a in seen:
         marked[a] = False
@@ -1309,20 +1315,12 @@ def dormancy_weights(account, time, authors, created, first_seen, dormant, dampe
     the new posts' ``authors`` (at their ``created`` times), as if the two were one array; a ``dormant`` account
     seen for the first time is dampened until ``probation_minutes`` after its first activity (or later, if its
     ``damped_until`` says so); then :func:`dampened` of the events. Returns what :func:`dampened` returns."""
-    n, k = account.size, authors.size
-    seen = np.empty(n + k, dtype=np.int64)
+    seen = np.empty(account.size + authors.size, dtype=np.int64)
     m = 0
-    for i in range(n + k):
-        a = account[i] if i < n else authors[i - n]
-        t = time[i] if i < n else created[i - n]
-        if marked[a]:
-            if t < first_seen[a]:
-                first_seen[a] = t
-        elif np.isinf(first_seen[a]):
-            marked[a] = True
-            first_seen[a] = t
-            seen[m] = a
-            m += 1
+    for i in range(account.size):
+        m = _first_time(first_seen, account[i], time[i], marked, seen, m)
+    for i in range(authors.size):
+        m = _first_time(first_seen, authors[i], created[i], marked, seen, m)
     for i in range(m):
         a = seen[i]
         marked[a] = False
@@ -1470,6 +1468,14 @@ def _bit_length(x):
 
 
 @njit(**_JIT)
+def _packed_key(account, post, post_rel, tq_rel, n_accounts, t_bits, width, number):
+    """One key of :func:`co_engagement_packed_keys`: the post and eighth fields (relative to the window's least),
+    the hash of (post, account) and the event's number in its ``width`` low bits."""
+    z = np.int64(mix64(post * n_accounts + account) & np.uint64(0x1FFF))
+    return ((((post_rel << t_bits) | tq_rel) << 13 | z) << width) | number
+
+
+@njit(**_JIT)
 def co_engagement_packed_keys(acc, post, t, n_accounts, max_bits):
     """The order of :func:`co_engagement_order_keys` (post, time in eighths, hash, then event) as unique int64 keys
     below ``2^max_bits``, so that one sort of values gives a stable order: ``(post - min post)``, ``(eighths - min
@@ -1499,51 +1505,50 @@ def co_engagement_packed_keys(acc, post, t, n_accounts, max_bits):
     room = max_bits - p_bits - t_bits - 13   # bits left for the event number
     if n == 0 or room < 1:
         return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
-    out = np.empty(n, dtype=np.int64)
-    if n <= (np.int64(1) << room):   # the event's index fits: one bucket
-        i_bits = _bit_length(np.int64(n - 1)) if n > 1 else 1
-        for e in range(n):
-            z = np.int64(mix64(post[e] * n_accounts + acc[e]) & np.uint64(0x1FFF))
-            high = ((post[e] - p_lo) << t_bits) | (tq[e] - t_lo)
-            out[e] = (((high << 13) | z) << i_bits) | e
-        return out, i_bits, t_bits, p_lo, t_lo, p_bits, none, none
-    # Buckets: the widest span of ids (2^shift) that leaves at most 2^room events in every bucket, from the events
-    # per post (a post's events cannot be split: a post that is too full alone means no bucketing fits).
     limit = np.int64(1) << room
-    span = p_hi - p_lo + 1
-    if span > max(2 * n, 1 << 16):   # far more post ids than events: not worth it
-        return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
-    per_post = np.zeros(span, dtype=np.int64)
-    for e in range(n):
-        per_post[post[e] - p_lo] += 1
-    if per_post.max() > limit:
-        return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
-    shift = p_bits
-    while shift > 0:
-        fullest = np.int64(0)
-        for b in range(((span - 1) >> shift) + 1):
-            fullest = max(fullest, per_post[b << shift: min(span, (b + 1) << shift)].sum())
-        if fullest <= limit:
-            break
-        shift -= 1
-    counts = np.zeros(((span - 1) >> shift) + 1, dtype=np.int64)
-    for q in range(span):
-        counts[q >> shift] += per_post[q]
-    start = np.empty(counts.size + 1, dtype=np.int64)
-    start[0] = 0
-    for b in range(counts.size):
-        start[b + 1] = start[b] + counts[b]
-    fill = start[:-1].copy()
-    bucket_acc = np.empty(n, dtype=np.int64)   # the accounts, grouped by bucket in event order
-    for e in range(n):
-        b = (post[e] - p_lo) >> shift
-        number = fill[b] - start[b]
-        bucket_acc[fill[b]] = acc[e]
-        fill[b] += 1
-        z = np.int64(mix64(post[e] * n_accounts + acc[e]) & np.uint64(0x1FFF))
-        high = ((post[e] - p_lo) << t_bits) | (tq[e] - t_lo)
-        out[e] = (((high << 13) | z) << room) | number
-    return out, room, t_bits, p_lo, t_lo, shift, start, bucket_acc
+    if n <= limit:   # the event's index fits: one bucket
+        width = _bit_length(np.int64(n - 1)) if n > 1 else 1
+        shift, start, fill, bucket_acc = p_bits, none, none, none
+    else:
+        # Buckets: the widest span of ids (2^shift) that leaves at most 2^room events in each, found by merging
+        # neighbouring buckets from one per post id while the fullest still fits (a post's events cannot be split:
+        # a post too full alone means no bucketing fits).
+        span = p_hi - p_lo + 1
+        if span > max(2 * n, 1 << 16):   # far more post ids than events: not worth it
+            return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
+        counts = np.zeros(span, dtype=np.int64)
+        for e in range(n):
+            counts[post[e] - p_lo] += 1
+        if counts.max() > limit:
+            return none, 0, t_bits, np.int64(0), np.int64(0), 0, none, none
+        shift = 0
+        while counts.size > 1:
+            coarser = np.zeros((counts.size + 1) // 2, dtype=np.int64)
+            coarser += counts[0::2]
+            coarser[: counts.size // 2] += counts[1::2]
+            if coarser.max() > limit:
+                break
+            counts = coarser
+            shift += 1
+        width = room
+        start = np.empty(counts.size + 1, dtype=np.int64)
+        start[0] = 0
+        for b in range(counts.size):
+            start[b + 1] = start[b] + counts[b]
+        fill = start[:-1].copy()
+        bucket_acc = np.empty(n, dtype=np.int64)   # the accounts, grouped by bucket in event order
+    out = np.empty(n, dtype=np.int64)
+    if bucket_acc.size:
+        for e in range(n):
+            b = (post[e] - p_lo) >> shift
+            number = fill[b] - start[b]
+            bucket_acc[fill[b]] = acc[e]
+            fill[b] += 1
+            out[e] = _packed_key(acc[e], post[e], post[e] - p_lo, tq[e] - t_lo, n_accounts, t_bits, width, number)
+    else:   # (a loop of its own: the common case, and a faster loop)
+        for e in range(n):
+            out[e] = _packed_key(acc[e], post[e], post[e] - p_lo, tq[e] - t_lo, n_accounts, t_bits, width, e)
+    return out, width, t_bits, p_lo, t_lo, shift, start, bucket_acc
 
 
 @njit(**_JIT)

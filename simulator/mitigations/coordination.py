@@ -51,11 +51,13 @@ class CoEngagementLog:
         capacity, live = self._columns[0].size, self._end - self._start
         if self._end + k <= capacity:
             return
-        if live + k > capacity // 2:   # (else the live part fits at the front, clear of where it is now)
+        if live + k > capacity // 2:   # a larger buffer
             capacity = max(1024, 2 * (live + k))
-        self._columns = tuple(np.concatenate([c[self._start: self._end], np.zeros(capacity - live, c.dtype)])
-                              if c.size != capacity else _moved_to_front(c, self._start, self._end)
-                              for c in self._columns)
+            self._columns = tuple(np.concatenate([c[self._start: self._end], np.zeros(capacity - live, c.dtype)])
+                                  for c in self._columns)
+        else:   # the live part moves to the front (clear of where it is now: it starts past capacity / 2)
+            for c in self._columns:
+                c[:live] = c[self._start: self._end]
         self._steps = deque((now, end - self._start) for now, end in self._steps)
         self._start, self._end = 0, live
 
@@ -66,11 +68,6 @@ class CoEngagementLog:
         if ok.all():
             return acc, post, t
         return acc[ok], post[ok], t[ok]
-
-
-def _moved_to_front(column: np.ndarray, start: int, end: int) -> np.ndarray:
-    column[: end - start] = column[start: end]
-    return column
 
 
 def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_accounts: int, pair_window: float,
