@@ -40,7 +40,7 @@ class CoEngagementLog:
             self._make_room(keep.size)
             stop = self._end + keep.size
             for column, source in zip(self._columns, (evidence.account, evidence.post, evidence.time)):
-                np.take(source, keep, out=column[self._end: stop])
+                np.take(source, keep, out=column[self._end: stop], mode="clip")   # (unbuffered: keep is in range)
             self._end = stop
             self._steps.append((evidence.now, stop))
         horizon = evidence.now - self.window
