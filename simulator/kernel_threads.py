@@ -6,7 +6,7 @@ of rows, runs the blocks on a small pool of threads (the kernels release the GIL
 results in row order: the result is the same array, bit for bit, whatever the number of threads. The random draws
 are made before the call, in the run's streams, so threads never touch a generator. :func:`map_blocks` hands back
 the blocks' results themselves, for callers that combine them otherwise (the step's counting adds integer counts
-of blocks of events, or counts ranges of posts, each post's sums in event order).
+of blocks of events; coordination detection merges its blocks' sorted pair codes and counts ranges of them).
 
 The number of threads is the CPUs this process may use, or the ``SIMULATOR_THREADS`` environment variable (an
 integer ≥ 1), or what :func:`set_kernel_threads` last set. A sweep gives each of its worker processes its share of

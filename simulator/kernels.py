@@ -1162,8 +1162,8 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
                engagements, engagement_by_route, trusted_views, trusted_first_hour_views, trusted_engagements,
                trusted_first_hour_engagements, trusted_served_engagements):
     """:func:`count_served` then :func:`count_reviewed` with every weight 1 (no mitigation stage): the same counts,
-    in place; returns what :func:`count_reviewed` returns. Blocks of events are counted per post slot, on several threads
-    for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_play_counts`,
+    in place; returns what :func:`count_reviewed` returns. Blocks of events are counted per post slot, on several
+    threads for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_play_counts`,
     :func:`add_unit_trusted`)."""
     n = post.size
     if n == 0:

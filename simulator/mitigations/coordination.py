@@ -84,8 +84,8 @@ def co_engagement_links(acc: np.ndarray, post: np.ndarray, t: np.ndarray, n_acco
         return e, e, e
     # Order by post, time (1/8 min), hash, then event: one sort of unique packed keys (the event numbered within a
     # bucket of post ids when its index does not fit in 63 bits); else (one post with too many events in the window)
-    # one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years) argsorted, equal keys put back in event order. The sorted keys give back each event's post and time (to 1/8 minute), so
-    # only accounts are gathered.
+    # one composite key (post < 2^27, time < 2^23 eighths ≈ 2 years) argsorted, equal keys put back in event order.
+    # The sorted keys give back each event's post and time (to 1/8 minute), so only accounts are gathered.
     acc, post, t = (np.ascontiguousarray(x, dtype=d) for x, d in ((acc, np.int64), (post, np.int64), (t, np.float64)))
     packed, *layout = kernels.co_engagement_packed_keys(acc, post, t, int(n_accounts), 63)
     if packed.size:
