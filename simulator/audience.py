@@ -10,12 +10,12 @@ import numpy as np
 
 from . import kernels
 from .config import Scenario
-from .kernel_threads import split_rows
+from .kernel_threads import row_blocks
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
 
 #: The fewest impressions a kernel thread takes on when drawing engagement (kernel_threads.split_rows).
-IMPRESSIONS_PER_THREAD = 32768
+IMPRESSIONS_PER_THREAD = 2048
 #: Like counts whose log10(1 + likes) is tabulated (the rest are computed when met).
 LOG10_TABLE_SIZE = 1 << 16
 
@@ -86,11 +86,11 @@ class Audience:
         posts = posts.astype(np.intp, copy=False)
         # The draws are made (impression, type) row-major, as ever.
         draws = self.engagement_rng.random((posts.size, self.base.size), dtype=np.float32)
-        return split_rows(posts.size, lambda a, b: kernels.engagement_types(
-            users[a:b], posts[a:b], float(e.interest_weight), self.interests, self.inv_top_interest, table.topic,
-            table.candidate, self.pop.support, float(e.alignment_weight), table.engagements, LIKE,
-            float(e.social_proof), self.log10_1p, table.quality, self.is_recruit, target if recruits_active else -2,
-            float(self.s.campaign.recruits.engagement_boost), self.base, draws[a:b]), IMPRESSIONS_PER_THREAD)
+        return kernels.engagement_types_blocks(
+            row_blocks(posts.size, IMPRESSIONS_PER_THREAD), users, posts, float(e.interest_weight), self.interests,
+            self.inv_top_interest, table.topic, table.candidate, self.pop.support, float(e.alignment_weight),
+            table.engagements, LIKE, float(e.social_proof), self.log10_1p, table.quality, self.is_recruit,
+            target if recruits_active else -2, float(self.s.campaign.recruits.engagement_boost), self.base, draws)
 
     def post(self, drafts: PostDrafts, t0: float, step_minutes: float, target_support_cols: int) -> None:
         """Organic posts of this step: a low rate, topics from interests, political posts for a candidate drawn

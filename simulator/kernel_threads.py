@@ -1,17 +1,29 @@
 """Kernel threads: the compiled kernels whose rows are independent run on several threads at once.
 
 A feed's candidates, a user's in-network posts, a user's interest draws and an impression's engagement depend on
-that row alone (and on arrays nobody writes meanwhile). :func:`split_rows` cuts such a call into contiguous blocks
-of rows, runs the blocks on a small pool of threads (the kernels release the GIL) and concatenates the blocks'
-results in row order: the result is the same array, bit for bit, whatever the number of threads. The random draws
-are made before the call, in the run's streams, so threads never touch a generator. :func:`map_blocks` hands back
-the blocks' results themselves, for callers that combine them otherwise (the step's counting adds integer counts
-of blocks of events; coordination detection merges its blocks' sorted pair codes and counts ranges of them).
+that row alone (and on arrays nobody writes meanwhile). Such a kernel has a ``*_blocks`` twin in
+:mod:`simulator.kernels` that cuts its rows into :func:`row_blocks` contiguous blocks, runs the kernel on each block
+on Numba's threads (``prange``) and writes each block's rows of the result: the same array, bit for bit, whatever
+the number of blocks. The random draws are made before the call, in the run's streams, so threads never touch a
+generator. :func:`split_rows` and :func:`map_blocks` do the same for Python callables on a small pool of Python
+threads (the work must release the GIL): coordination detection's sorts and pairing use them.
+
+Why two mechanisms. A parallel region on Numba's OpenMP threading layer costs a few microseconds: its threads spin a
+while before they sleep, so a step's dozen kernel calls each find them awake. Handing a block to a Python thread
+pool costs about 100 µs on the virtual machines we measure (a sleeping thread is woken through the kernel, then the
+GIL changes hands twice), which only a call of several milliseconds repays. With Numba's ``workqueue`` layer (no
+OpenMP runtime on the machine, e.g. a slim container without ``libgomp``) a parallel region costs as much as the
+pool, and :func:`row_blocks` asks blocks :data:`WORKQUEUE_ROWS_FACTOR` times larger.
+
+**Fork.** GNU OpenMP cannot survive ``fork()``: once a process has run a parallel region, Numba terminates any child
+it forks ("fork() called from a process already using GNU OpenMP, this is unsafe"). The sweep engines start their
+workers with ``spawn``; a script of your own that runs worlds in a ``multiprocessing`` pool should do the same
+(``multiprocessing.get_context("spawn")``), or set ``SIMULATOR_THREADS=1``: with one thread no parallel region runs.
 
 The number of threads is the CPUs this process may use, or the ``SIMULATOR_THREADS`` environment variable (an
 integer ≥ 1), or what :func:`set_kernel_threads` last set. A sweep gives each of its worker processes its share of
 the machine's CPUs (one thread each when there are as many workers as CPUs). Small calls run on the calling thread
-alone: handing a block to another thread costs tens of microseconds.
+alone.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
+import numba
 import numpy as np
 
 T = TypeVar("T")
@@ -91,6 +104,41 @@ def _worker_pool(threads: int) -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix=_POOL_PREFIX)
         return _pool
+
+
+#: How much larger :func:`row_blocks` makes each block when Numba's threading layer is ``workqueue`` (a parallel
+#: region there costs about 100 µs, as much as the Python pool, where OpenMP's costs a few).
+WORKQUEUE_ROWS_FACTOR = 16
+_rows_factor: int | None = None
+
+
+def _parallel_rows_factor() -> int:
+    """1 on Numba's OpenMP or TBB threading layer, :data:`WORKQUEUE_ROWS_FACTOR` on ``workqueue`` (found once, by
+    starting Numba's threads)."""
+    global _rows_factor
+    if _rows_factor is None:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()   # chooses the layer (NUMBA_THREADING_LAYER, else TBB, OpenMP, workqueue)
+        _rows_factor = WORKQUEUE_ROWS_FACTOR if numba.threading_layer() == "workqueue" else 1
+    return _rows_factor
+
+
+def row_blocks(n_rows: int, min_rows: int) -> int:
+    """How many blocks a ``*_blocks`` kernel should cut ``n_rows`` rows into: up to :func:`kernel_threads`, none
+    smaller than ``min_rows`` rows (scaled up on a slow threading layer, see :data:`WORKQUEUE_ROWS_FACTOR`); 1 runs
+    the kernel on the calling thread. Also limits Numba's threads for this thread's parallel regions to
+    :func:`kernel_threads` (so a sweep worker given a share of the CPUs keeps to it)."""
+    threads = kernel_threads()
+    if threads <= 1 or n_rows < 2 * max(1, min_rows):
+        return 1
+    blocks = min(threads, n_rows // (max(1, min_rows) * _parallel_rows_factor()))
+    if blocks <= 1:
+        return 1
+    wanted = min(threads, numba.config.NUMBA_NUM_THREADS)
+    if numba.get_num_threads() != wanted:
+        numba.set_num_threads(wanted)
+    return blocks
 
 
 def map_blocks(n_rows: int, run_block: Callable[[int, int], T], min_rows: int) -> list[T]:

@@ -19,16 +19,18 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernel_threads import map_blocks
+from .kernel_threads import row_blocks
 
 EMPTY = -1
 FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
+#: The ``*_blocks`` kernels: their blocks of rows run on Numba's threads (:mod:`simulator.kernel_threads`).
+_BLOCKS_JIT = dict(_JIT, parallel=True)
 
 
 def _prefetch_codegen(context, builder, signature, args):
@@ -1097,9 +1099,8 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
     :func:`post_slots`: (plays, first-hour plays, served plays; engagements by type, first-hour and served ones; the
     engagers' routes; each as int32 per slot), the block's engagement count and its follow events (ascending event
     numbers). Counting only into slots, blocks of events can be counted on several threads and their counts added
-    (integers: the order does not matter); :func:`add_play_counts` and :func:`add_unit_trusted` then apply them to
-    the post table once."""
-    n = post.size
+    (integers: the order does not matter, :func:`slot_counts_blocks`); :func:`add_play_counts` and
+    :func:`add_unit_trusted` then apply them to the post table once."""
     plays = np.zeros(n_slots, dtype=np.int32)
     early_plays = np.zeros(n_slots, dtype=np.int32)
     served_plays = np.zeros(n_slots, dtype=np.int32)
@@ -1107,11 +1108,24 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
     eng_early = np.zeros((n_slots, n_types), dtype=np.int32)
     eng_served = np.zeros((n_slots, n_types), dtype=np.int32)
     by_route = np.zeros((n_slots, n_routes), dtype=np.int32)
+    follows = np.empty(post.size, dtype=np.int64)
+    n_eng, n_follow = _count_slots(account, post, types, time, served, slot, route_of_account, created, early_minutes,
+                                   first_event, plays, early_plays, served_plays, eng, eng_early, eng_served, by_route,
+                                   follows)
+    return (plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, np.array([n_eng], np.int64),
+            follows[:n_follow].copy())
+
+
+@njit(**_JIT)
+def _count_slots(account, post, types, time, served, slot, route_of_account, created, early_minutes, first_event,
+                 plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, follows):
+    """:func:`slot_counts`' loop, adding into the given (zeroed) per-slot counts and writing the follow events from
+    ``follows[0]`` on; returns (engagements, follow events)."""
+    n_types = eng.shape[1]
     follow_bit = 1 << (n_types - 1)   # follow is the last engagement type (content.FOLLOW)
-    follows = np.empty(n, dtype=np.int64)
     n_eng = 0
     n_follow = 0
-    for e in range(n):
+    for e in range(post.size):
         q = slot[e]
         early = time[e] - created[post[e]] < early_minutes
         srv = served[e]
@@ -1134,8 +1148,51 @@ def slot_counts(account, post, types, time, served, slot, n_slots, route_of_acco
         if t & follow_bit:
             follows[n_follow] = first_event + e
             n_follow += 1
-    return (plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, np.array([n_eng], np.int64),
-            follows[:n_follow].copy())
+    return n_eng, n_follow
+
+
+@njit(**_BLOCKS_JIT)
+def slot_counts_blocks(blocks, account, post, types, time, served, slot, n_slots, route_of_account, created,
+                       early_minutes, n_types, n_routes):
+    """:func:`slot_counts` of all the step's events (``first_event`` 0), its blocks of events counted on Numba's
+    threads and their integer counts added: the same counts, and the follow events in order, for any number of
+    blocks."""
+    if blocks <= 1:
+        return slot_counts(account, post, types, time, served, slot, n_slots, route_of_account, created,
+                           early_minutes, n_types, n_routes, 0)
+    n = post.size
+    plays = np.zeros((blocks, n_slots), dtype=np.int32)
+    early_plays = np.zeros((blocks, n_slots), dtype=np.int32)
+    served_plays = np.zeros((blocks, n_slots), dtype=np.int32)
+    eng = np.zeros((blocks, n_slots, n_types), dtype=np.int32)
+    eng_early = np.zeros((blocks, n_slots, n_types), dtype=np.int32)
+    eng_served = np.zeros((blocks, n_slots, n_types), dtype=np.int32)
+    by_route = np.zeros((blocks, n_slots, n_routes), dtype=np.int32)
+    follows = np.empty(n, dtype=np.int64)
+    n_eng = np.zeros(blocks, dtype=np.int64)
+    n_follow = np.zeros(blocks, dtype=np.int64)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        n_eng[b], n_follow[b] = _count_slots(account[a:e], post[a:e], types[a:e], time[a:e], served[a:e], slot[a:e],
+                                             route_of_account, created, early_minutes, a, plays[b], early_plays[b],
+                                             served_plays[b], eng[b], eng_early[b], eng_served[b], by_route[b],
+                                             follows[a:e])
+    m = 0
+    for b in range(blocks):   # each block's follow events, in event order
+        a = n * b // blocks
+        for j in range(n_follow[b]):
+            follows[m] = follows[a + j]
+            m += 1
+    for b in range(1, blocks):
+        plays[0] += plays[b]
+        early_plays[0] += early_plays[b]
+        served_plays[0] += served_plays[b]
+        eng[0] += eng[b]
+        eng_early[0] += eng_early[b]
+        eng_served[0] += eng_served[b]
+        by_route[0] += by_route[b]
+    return (plays[0].copy(), early_plays[0].copy(), served_plays[0].copy(), eng[0].copy(), eng_early[0].copy(),
+            eng_served[0].copy(), by_route[0].copy(), np.array([n_eng.sum()], np.int64), follows[:m].copy())
 
 
 @njit(**_JIT)
@@ -1154,52 +1211,28 @@ def add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trus
             trusted_served_engagements[p, b] += np.float32(eng_served[q, b])
 
 
-#: The fewest events a kernel thread counts (kernel_threads.map_blocks).
-EVENTS_PER_THREAD = 65536
+#: The fewest events a block of :func:`slot_counts_blocks` counts (about 40 µs of work).
+EVENTS_PER_THREAD = 4096
 
 
 def count_step(account, post, types, time, served, route_of_account, created, early_minutes, views, served_views,
                engagements, engagement_by_route, trusted_views, trusted_first_hour_views, trusted_engagements,
                trusted_first_hour_engagements, trusted_served_engagements):
     """:func:`count_served` then :func:`count_reviewed` with every weight 1 (no mitigation stage): the same counts,
-    in place; returns what :func:`count_reviewed` returns. Blocks of events are counted per post slot, on several
-    threads for a large step (:func:`slot_counts`), and each post's counts are added once (:func:`add_play_counts`,
-    :func:`add_unit_trusted`)."""
+    in place; returns what :func:`count_reviewed` returns. The events are counted per post slot, blocks of them on
+    Numba's threads for a large step (:func:`slot_counts_blocks`), and each post's counts are added once
+    (:func:`add_play_counts`, :func:`add_unit_trusted`)."""
     n = post.size
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
     slot, posts = post_slots(post)
-    blocks = _slot_count_blocks(account, post, types, time, served, slot, posts.size, route_of_account, created,
-                                engagements.shape[1], engagement_by_route.shape[1], early_minutes)
-    plays, early_plays, served_plays, eng, eng_early, eng_served, by_route = _summed(blocks)
+    plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, n_eng, follows = slot_counts_blocks(
+        row_blocks(n, EVENTS_PER_THREAD), account, post, types, time, served, slot, posts.size, route_of_account,
+        created, float(early_minutes), engagements.shape[1], engagement_by_route.shape[1])
     add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements, engagement_by_route)
     add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
                      trusted_engagements, trusted_first_hour_engagements, trusted_served_engagements)
-    return _engagements_and_follows(blocks)
-
-
-def _slot_count_blocks(account, post, types, time, served, slot, n_slots, route_of_account, created, n_types,
-                       n_routes, early_minutes=0.0):
-    """:func:`slot_counts` of blocks of the events, on several threads for a large step (in event order)."""
-    return map_blocks(post.size, lambda a, b: slot_counts(
-        account[a:b], post[a:b], types[a:b], time[a:b], served[a:b], slot[a:b], n_slots, route_of_account,
-        created, float(early_minutes), n_types, n_routes, a), EVENTS_PER_THREAD)
-
-
-def _summed(blocks):
-    """The per-slot counts of :func:`slot_counts` blocks, added (integers: the order does not matter)."""
-    counts = list(blocks[0][:7])
-    for block in blocks[1:]:
-        for i in range(7):
-            counts[i] = counts[i] + block[i]
-    return counts
-
-
-def _engagements_and_follows(blocks):
-    """(engagements counted, follow events in order) of :func:`slot_counts` blocks."""
-    n_eng = int(sum(int(block[7][0]) for block in blocks))
-    follows = blocks[0][8] if len(blocks) == 1 else np.concatenate([block[8] for block in blocks])
-    return n_eng, follows
+    return int(n_eng[0]), follows
 
 
 @njit(**_JIT)
@@ -1807,6 +1840,112 @@ def engagement_types(users, posts, interest_weight, interests, inv_top_interest,
     return out
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Row blocks on Numba's threads. Each ``*_blocks`` kernel is its kernel run on ``blocks`` contiguous blocks of rows
+# (block b: rows n·b // blocks .. n·(b+1) // blocks - 1), each block's rows of the result written in place: the
+# kernel's rows depend on those rows alone, so the result is the kernel's, bit for bit, for any number of blocks
+# (tests/test_kernel_threads.py). ``blocks`` ≤ 1 calls the kernel on this thread (no parallel region).
+# kernel_threads.row_blocks says how many blocks to cut.
+# --------------------------------------------------------------------------------------------------------------
+
+
+@njit(**_BLOCKS_JIT)
+def sample_by_interest_blocks(blocks, users, prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum,
+                              guide, scale, pool, draws):
+    """:func:`sample_by_interest` over ``blocks`` blocks of users."""
+    if blocks <= 1:
+        return sample_by_interest(users, prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum, guide,
+                                  scale, pool, draws)
+    n = users.size
+    out = np.empty((n, draws), dtype=np.int32)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        out[a:e] = sample_by_interest(users[a:e], prob, alias, alias_u[a * draws: e * draws],
+                                      explore_u[a * draws: e * draws], segment_u[a * draws: e * draws], explore,
+                                      width, start, cum, guide, scale, pool, draws)
+    return out
+
+
+@njit(**_BLOCKS_JIT)
+def assemble_feeds_blocks(blocks, users, profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor,
+                          has_post_factor, keep, feed_size):
+    """:func:`assemble_feeds` over ``blocks`` blocks of users."""
+    if blocks <= 1:
+        return assemble_feeds(users, profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor,
+                              has_post_factor, keep, feed_size)
+    n = users.size
+    posts = np.empty((n, feed_size), dtype=np.int32)
+    routes = np.empty((n, feed_size), dtype=np.int8)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        block_posts, block_routes = assemble_feeds(users[a:e], profiles, inn[a:e], oon[a:e], test[a:e], values,
+                                                   window_topic, lo, kf, boost, post_factor, has_post_factor, keep,
+                                                   feed_size)
+        posts[a:e] = block_posts
+        routes[a:e] = block_routes
+    return posts, routes
+
+
+@njit(**_BLOCKS_JIT)
+def newest_followed_blocks(blocks, indptr, indices, users, since, posting, word_rank, group_start, by_author,
+                           created, limit):
+    """:func:`newest_followed` over ``blocks`` blocks of users."""
+    if blocks <= 1:
+        return newest_followed(indptr, indices, users, since, posting, word_rank, group_start, by_author, created,
+                               limit)
+    n = users.size
+    posts = np.empty((n, limit), dtype=np.int32)
+    times = np.empty((n, limit), dtype=np.float64)
+    counts = np.empty(n, dtype=np.int64)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        block_posts, block_times, block_counts = newest_followed(indptr, indices, users[a:e], since[a:e], posting,
+                                                                 word_rank, group_start, by_author, created, limit)
+        posts[a:e] = block_posts
+        times[a:e] = block_times
+        counts[a:e] = block_counts
+    return posts, times, counts
+
+
+@njit(**_BLOCKS_JIT)
+def engagement_types_blocks(blocks, users, posts, interest_weight, interests, inv_top_interest, post_topic,
+                            post_candidate, support, alignment_weight, post_engagements, like, social_proof, log10_1p,
+                            quality, is_recruit, target, recruit_boost, base, draws):
+    """:func:`engagement_types` over ``blocks`` blocks of impressions."""
+    if blocks <= 1:
+        return engagement_types(users, posts, interest_weight, interests, inv_top_interest, post_topic, post_candidate,
+                                support, alignment_weight, post_engagements, like, social_proof, log10_1p, quality,
+                                is_recruit, target, recruit_boost, base, draws)
+    n = posts.size
+    out = np.empty(n, dtype=np.uint8)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        out[a:e] = engagement_types(users[a:e], posts[a:e], interest_weight, interests, inv_top_interest, post_topic,
+                                    post_candidate, support, alignment_weight, post_engagements, like, social_proof,
+                                    log10_1p, quality, is_recruit, target, recruit_boost, base, draws[a:e])
+    return out
+
+
+@njit(**_BLOCKS_JIT)
+def feed_violation_blocks(blocks, posts, routes, route_min, route_max, post_removed, post_author, account_removed,
+                          post_created, now):
+    """:func:`feed_violation` over ``blocks`` blocks of feeds: the first block's breach that has one (so the first
+    breach in row order)."""
+    if blocks <= 1:
+        return feed_violation(posts, routes, route_min, route_max, post_removed, post_author, account_removed,
+                              post_created, now)
+    n = posts.shape[0]
+    codes = np.empty(blocks, dtype=np.int64)
+    for b in prange(blocks):
+        a, e = n * b // blocks, n * (b + 1) // blocks
+        codes[b] = feed_violation(posts[a:e], routes[a:e], route_min, route_max, post_removed, post_author,
+                                  account_removed, post_created, now)
+    for b in range(blocks):
+        if codes[b] != FEED_OK:
+            return codes[b]
+    return FEED_OK
+
+
 def _array(dtype, ndim: int = 1, readonly: bool = False):
     return types.Array(dtype, ndim, "C", readonly=readonly)
 
@@ -1896,6 +2035,15 @@ HOT_PATH_SIGNATURES = {
                         _array(_f64, readonly=True), _array(_f32), _array(types.boolean), _i64, _f64, _array(_f32),
                         _array(_f32, 2))],
 }
+#: Each ``*_blocks`` kernel is called as its kernel is, with the number of blocks first.
+HOT_PATH_SIGNATURES.update({
+    blocked: [(_i64,) + signature for signature in HOT_PATH_SIGNATURES[kernel]]
+    for blocked, kernel in ((sample_by_interest_blocks, sample_by_interest), (assemble_feeds_blocks, assemble_feeds),
+                            (newest_followed_blocks, newest_followed), (engagement_types_blocks, engagement_types),
+                            (feed_violation_blocks, feed_violation))
+})
+# (slot_counts_blocks counts from event 0: slot_counts' last argument, first_event, is not passed)
+HOT_PATH_SIGNATURES[slot_counts_blocks] = [(_i64,) + signature[:-1] for signature in HOT_PATH_SIGNATURES[slot_counts]]
 _loaded = False
 
 

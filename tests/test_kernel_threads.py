@@ -1,4 +1,4 @@
-"""Kernel threads: splitting a kernel's rows over threads never changes a result."""
+"""Kernel threads: splitting a kernel's rows over threads (Numba's, or the Python pool) never changes a result."""
 
 from __future__ import annotations
 
@@ -117,21 +117,21 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     threads(1)
     one = AuditWorld(s, np.random.SeedSequence(5)).run()
     calls = []
-    real_split = kernel_threads.split_rows
+    real_row_blocks = kernel_threads.row_blocks
 
-    def counting_split(n, run, min_rows):
-        calls.append(n)
-        return real_split(n, run, min_rows)
+    def counting_row_blocks(n, min_rows):
+        blocks = real_row_blocks(n, min_rows)
+        calls.append(blocks)
+        return blocks
 
     real_blocks = kernel_threads.map_blocks
 
     def counting_blocks(n, run, min_rows):
-        calls.append(n)
+        calls.append(min(kernel_threads.kernel_threads(), n // max(1, min_rows)))
         return real_blocks(n, run, min_rows)
 
-    for module in (ranking_base, audience):
-        monkeypatch.setattr(module, "split_rows", counting_split)
-    monkeypatch.setattr(kernels, "map_blocks", counting_blocks)
+    for module in (ranking_base, audience, kernels):
+        monkeypatch.setattr(module, "row_blocks", counting_row_blocks)
     monkeypatch.setattr(coordination, "map_blocks", counting_blocks)
     monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 13)
     monkeypatch.setattr(coordination, "PAIRING_EVENTS_PER_THREAD", 19)
@@ -141,7 +141,7 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
     monkeypatch.setattr(audience, "IMPRESSIONS_PER_THREAD", 11)
     threads(3)
     split = AuditWorld(s, np.random.SeedSequence(5)).run()
-    assert calls and max(calls) >= 3 * 11   # blocks were in fact cut
+    assert calls and max(calls) == 3   # blocks were in fact cut
     for a, b in zip(_world_state(one), _world_state(split)):
         assert np.array_equal(a, b)
 
@@ -175,23 +175,37 @@ def test_check_feeds_over_blocks_reports_the_first_breach(threads, monkeypatch, 
             check_feeds(feeds, 12, 3, view)
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")   # the case under test
-def test_a_forked_child_gets_its_own_pool(threads):
-    """A process forked after the pool started (e.g. a user's multiprocessing script) still splits rows: the
-    parent's pool threads do not exist in the child, so it starts its own instead of waiting on them forever."""
-    import multiprocessing
+_FORKED_CHILD_SCRIPT = """
+import multiprocessing, warnings
+import numpy as np
+from simulator import kernel_threads
 
-    threads(2)
-    assert np.array_equal(kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1), np.arange(8))
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        result = pool.apply_async(_split_in_child).get(timeout=60)
-    assert result == list(range(8))
-
-
-def _split_in_child():
+def split_in_child():
     return kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist()
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore", DeprecationWarning)   # Python 3.12+: fork() of a multi-threaded process
+    kernel_threads.set_kernel_threads(2)
+    assert kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist() == list(range(8))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print(pool.apply_async(split_in_child).get(timeout=60))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool(tmp_path):
+    """A process forked after the Python pool started (e.g. a user's multiprocessing script) still splits rows: the
+    parent's pool threads do not exist in the child, so it starts its own instead of waiting on them forever. (In a
+    fresh interpreter: a process that has run a parallel region on GNU OpenMP cannot fork at all, see
+    simulator.kernel_threads.)"""
+    import subprocess
+    import sys
+
+    script = tmp_path / "forked_child.py"
+    script.write_text(_FORKED_CHILD_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(list(range(8)))
 
 
 def test_a_block_that_splits_again_runs_whole(threads):
@@ -211,3 +225,63 @@ def test_a_block_that_splits_again_runs_whole(threads):
     caller.join(timeout=30)
     assert result, "split_rows inside a pool thread waited on the pool forever"
     assert np.array_equal(result[0], np.full(4, 15))
+
+
+def test_row_blocks_cuts_blocks_of_at_least_min_rows(threads, monkeypatch):
+    threads(4)
+    monkeypatch.setattr(kernel_threads, "_rows_factor", 1)
+    assert [kernel_threads.row_blocks(n, 3) for n in (0, 5, 6, 9, 11, 12, 100)] == [1, 1, 2, 3, 3, 4, 4]
+    monkeypatch.setattr(kernel_threads, "_rows_factor", kernel_threads.WORKQUEUE_ROWS_FACTOR)   # a slow layer
+    assert kernel_threads.row_blocks(100, 3) == 2 and kernel_threads.row_blocks(95, 3) == 1
+    threads(1)
+    assert kernel_threads.row_blocks(10**6, 1) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), blocks=st.integers(1, 5))
+def test_slot_counts_over_blocks_are_one_block(seed, n, blocks):
+    """slot_counts_blocks: each block's integer counts added, follow events in event order, as one slot_counts."""
+    rng = np.random.default_rng(seed)
+    n_posts, n_accounts = 40, 30
+    post = rng.integers(0, n_posts, n).astype(np.int64)
+    account = rng.integers(0, n_accounts, n).astype(np.int64)
+    types = (rng.integers(0, 32, n) * (rng.random(n) < 0.4)).astype(np.uint8)
+    time = rng.random(n) * 300.0
+    served = rng.random(n) < 0.7
+    route = rng.integers(0, 4, n_accounts).astype(np.int8)
+    created = rng.random(n_posts) * 200.0
+    slot, posts = kernels.post_slots(post) if n else (np.zeros(0, np.int32), np.zeros(0, np.int64))
+    args = (account, post, types, time, served, slot, posts.size, route, created, 60.0, 5, 4)
+    want = kernels.slot_counts(*args, 0)
+    got = kernels.slot_counts_blocks(blocks, *args)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), blocks=st.integers(1, 5),
+       breaches=st.lists(st.tuples(st.integers(0, 59), st.sampled_from(["repeat", "missing", "future", "route"])),
+                         max_size=3))
+def test_feed_violation_over_blocks_is_the_first_breach(seed, n, blocks, breaches):
+    """feed_violation_blocks reports the breach feed_violation finds first in row order, whatever the blocks."""
+    rng = np.random.default_rng(seed)
+    k, n_posts = 4, 50
+    posts = np.stack([rng.permutation(n_posts)[:k] for _ in range(n)]) if n else np.zeros((0, k), np.int64)
+    posts = posts.astype(np.int64)
+    routes = rng.integers(0, 3, posts.shape).astype(np.int8)
+    created = np.zeros(n_posts)
+    created[n_posts - 1] = 1e9   # the last post is not yet created
+    for row, kind in breaches:
+        if row < n:
+            if kind == "repeat":
+                posts[row, 1] = posts[row, 0]
+            elif kind == "missing":
+                posts[row, 2] = n_posts + 3
+            elif kind == "future":
+                posts[row, 3] = n_posts - 1
+            else:
+                routes[row, 0] = 7
+    removed, author, account_removed = np.zeros(n_posts, bool), np.zeros(n_posts, np.int32), np.zeros(1, bool)
+    args = (posts, routes, 0, 2, removed, author, account_removed, created, 100.0)
+    assert kernels.feed_violation_blocks(blocks, *args) == kernels.feed_violation(*args)

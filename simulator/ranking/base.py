@@ -24,14 +24,14 @@ import numpy as np
 from ..config import FeedConfig, RankerConfig
 from ..platform import PlatformView
 from .. import kernels
-from ..kernel_threads import map_blocks, split_rows
+from ..kernel_threads import row_blocks
 
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
 POST_ID = np.int32
 #: The fewest feeds (users) and interest draws a kernel thread takes on (kernel_threads.split_rows): about a
 #: millisecond of work, against tens of microseconds to hand it to another thread.
-ROWS_PER_THREAD, DRAWS_PER_THREAD = 2048, 16384
+ROWS_PER_THREAD, DRAWS_PER_THREAD = 128, 2048
 #: The fewest feeds a kernel thread checks against the feed contract: a check costs about a quarter of a feed's
 #: assembly, so a block holds four times as many feeds.
 CHECKED_FEEDS_PER_THREAD = 4 * ROWS_PER_THREAD
@@ -81,10 +81,9 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
     # The first breach in row-major order: each block of rows finds its first, and the first block's with one counts.
-    codes = map_blocks(n_users, lambda a, b: kernels.feed_violation(
-        posts[a:b], routes[a:b], _ROUTE_MIN, _ROUTE_MAX, view.post_removed, view.post_author, view.account_removed,
-        view.post_created, float(view.now)), CHECKED_FEEDS_PER_THREAD)
-    code = next((c for c in codes if c != kernels.FEED_OK), kernels.FEED_OK)
+    code = kernels.feed_violation_blocks(row_blocks(n_users, CHECKED_FEEDS_PER_THREAD), posts, routes, _ROUTE_MIN,
+                                         _ROUTE_MAX, view.post_removed, view.post_author, view.account_removed,
+                                         view.post_created, float(view.now))
     if code != kernels.FEED_OK:
         raise FeedContractError(_FEED_BREACHES[code])
     return Feeds(posts, routes, graduated)
@@ -212,10 +211,10 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     rows, inn32, oon32, test32 = users.astype(np.intp, copy=False), _c_int32(inn), _c_int32(oon), _c_int32(test)
     window_topic = view.post_topic[scores.lo: scores.lo + size]
-    return split_rows(rows.size, lambda a, b: kernels.assemble_feeds(
-        rows[a:b], view.interest_estimate, inn32[a:b], oon32[a:b], test32[a:b], scores.values, window_topic,
-        scores.lo, np.float32(view.topics), float(boost), factor, post_factor is not None, keep, feed_size),
-        ROWS_PER_THREAD)
+    return kernels.assemble_feeds_blocks(row_blocks(rows.size, ROWS_PER_THREAD), rows, view.interest_estimate, inn32,
+                                         oon32, test32, scores.values, window_topic, scores.lo,
+                                         np.float32(view.topics), float(boost), factor, post_factor is not None, keep,
+                                         feed_size)
 
 
 def _c_int32(a: np.ndarray) -> np.ndarray:
@@ -286,9 +285,9 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
         follows.sum_duplicates()
     users = users.astype(np.intp, copy=False)
     since = view.last_session[users].astype(np.float64, copy=False)
-    posts, times, counts = split_rows(users.size, lambda a, b: kernels.newest_followed(
-        follows.indptr, follows.indices, users[a:b], since[a:b], posting, word_rank, group_start, by_author, created,
-        limit), ROWS_PER_THREAD)
+    posts, times, counts = kernels.newest_followed_blocks(row_blocks(users.size, ROWS_PER_THREAD), follows.indptr,
+                                                          follows.indices, users, since, posting, word_rank,
+                                                          group_start, by_author, created, limit)
     if trim:
         width = int(counts.max())
         posts, times = posts[:, :width], times[:, :width]
@@ -356,10 +355,9 @@ class InterestSampler:
         # Draw x uniformly in [start, start + width) of the cumulative weights.
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
         rows = users.astype(np.intp, copy=False)
-        return split_rows(n, lambda a, b: kernels.sample_by_interest(
-            rows[a:b], prob, alias, alias_u[a * draws: b * draws], explore_u[a * draws: b * draws],
-            segment_u[a * draws: b * draws], np.float32(self.explore), width, start, cum, guide, scale, pool, draws),
-            max(1, DRAWS_PER_THREAD // draws))
+        return kernels.sample_by_interest_blocks(row_blocks(n, max(1, DRAWS_PER_THREAD // draws)), rows, prob, alias,
+                                                 alias_u, explore_u, segment_u, np.float32(self.explore), width,
+                                                 start, cum, guide, scale, pool, draws)
 
 
 class PostScores:
