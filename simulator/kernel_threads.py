@@ -110,6 +110,7 @@ def _worker_pool(threads: int) -> ThreadPoolExecutor:
 #: region there costs about 100 µs, as much as the Python pool, where OpenMP's costs a few).
 WORKQUEUE_ROWS_FACTOR = 16
 _rows_factor: int | None = None
+_numba_threads = threading.local()   # .set: what this thread last passed to numba.set_num_threads
 
 
 def _parallel_rows_factor() -> int:
@@ -136,8 +137,9 @@ def row_blocks(n_rows: int, min_rows: int) -> int:
     if blocks <= 1:
         return 1
     wanted = min(threads, numba.config.NUMBA_NUM_THREADS)
-    if numba.get_num_threads() != wanted:
+    if getattr(_numba_threads, "set", None) != wanted:   # Numba's setting is per calling thread
         numba.set_num_threads(wanted)
+        _numba_threads.set = wanted
     return blocks
 
 

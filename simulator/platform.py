@@ -24,6 +24,21 @@ def read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
+def _read_only_matrix(source: sp.csr_matrix) -> sp.csr_matrix:
+    """A CSR matrix object over read-only views of ``source``'s buffers (no copy), made once per matrix: the view of
+    the follow graph is rebuilt only when the graph is (once a day), not at every step (SciPy checks a new matrix's
+    arrays, which costs more than the rest of a view)."""
+    buffers = (source.data, source.indices, source.indptr)
+    cached = getattr(source, "_platform_view", None)
+    if cached is None or cached[0] != tuple(id(b) for b in buffers) + (source.shape,):
+        view = sp.csr_matrix(tuple(read_only(b) for b in buffers), shape=source.shape)
+        cached = (tuple(id(b) for b in buffers) + (source.shape,), view)
+        source._platform_view = cached
+    view = cached[1]
+    view.has_canonical_format = source.has_canonical_format   # known: not checked again
+    return view
+
+
 class PlatformView:
     """Observable state at the start of one step. Times are minutes since the start of day 0.
 
@@ -60,11 +75,8 @@ class PlatformView:
             value = observables.pop(name)
             if isinstance(value, np.ndarray):
                 value = read_only(value)
-            elif sp.issparse(value):   # a new matrix object over read-only views of the same buffers (no copy)
-                source = value
-                value = sp.csr_matrix((read_only(value.data), read_only(value.indices), read_only(value.indptr)),
-                                      shape=value.shape)
-                value.has_canonical_format = source.has_canonical_format   # known: not checked again
+            elif sp.issparse(value):
+                value = _read_only_matrix(value)
             object.__setattr__(self, name, value)
         if observables:
             raise TypeError(f"not observable: {sorted(observables)}")
