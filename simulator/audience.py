@@ -11,6 +11,7 @@ import numpy as np
 from . import kernels
 from .config import Scenario
 from .kernel_threads import row_blocks
+from .uniforms import StreamUniforms
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
 
@@ -45,6 +46,9 @@ class Audience:
         self.pop = population
         self.activity_rng = activity_rng
         self.engagement_rng = engagement_rng
+        # Their uniforms drawn by compiled code on the kernel threads (the values NumPy would draw).
+        self.activity_uniforms = StreamUniforms(activity_rng)
+        self.engagement_uniforms = StreamUniforms(engagement_rng)
         self.content_rng = content_rng
         n = population.n_audience
         self.last_session = np.full(n, -np.inf)
@@ -69,7 +73,7 @@ class Audience:
         people = self.pop.n_people   # probes (the last audience rows) draw nothing: their sessions are scheduled
         if step % spd == 0:
             self.active_today[:people] = self.activity_rng.random(people) < self.s.activity.daily_active_share
-        u = self.activity_rng.random(people)
+        u = self.activity_uniforms.random(people)
         return kernels.opening_sessions(u, self.active_today, self.session_rate, float(self.diurnal[step % spd]))
 
     def respond(self, users: np.ndarray, posts: np.ndarray, table, target: int, recruits_active: bool) -> np.ndarray:
@@ -85,7 +89,7 @@ class Audience:
         users = users.astype(np.intp, copy=False)
         posts = posts.astype(np.intp, copy=False)
         # The draws are made (impression, type) row-major, as ever.
-        draws = self.engagement_rng.random((posts.size, self.base.size), dtype=np.float32)
+        draws = self.engagement_uniforms.random((posts.size, self.base.size), np.float32)
         return kernels.engagement_types_blocks(
             row_blocks(posts.size, IMPRESSIONS_PER_THREAD), users, posts, float(e.interest_weight), self.interests,
             self.inv_top_interest, table.topic, table.candidate, self.pop.support, float(e.alignment_weight),

@@ -185,6 +185,11 @@ def split_in_child():
 
 if __name__ == "__main__":
     warnings.simplefilter("ignore", DeprecationWarning)   # Python 3.12+: fork() of a multi-threaded process
+    from simulator.config import load_scenario
+    from simulator.model import AuditWorld
+    kernel_threads.set_kernel_threads(1)   # one kernel thread: no parallel region, so fork stays possible
+    AuditWorld(load_scenario("romania_2024", ["population.organic_users=20000", "days=1"]),
+               np.random.SeedSequence(1)).run()
     kernel_threads.set_kernel_threads(2)
     assert kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist() == list(range(8))
     with multiprocessing.get_context("fork").Pool(1) as pool:
@@ -194,10 +199,10 @@ if __name__ == "__main__":
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 def test_a_forked_child_gets_its_own_pool(tmp_path):
-    """A process forked after the Python pool started (e.g. a user's multiprocessing script) still splits rows: the
-    parent's pool threads do not exist in the child, so it starts its own instead of waiting on them forever. (In a
-    fresh interpreter: a process that has run a parallel region on GNU OpenMP cannot fork at all, see
-    simulator.kernel_threads.)"""
+    """A process that ran a world on one kernel thread, then started the Python pool, can fork (e.g. a user's
+    multiprocessing script), and the child still splits rows: the parent's pool threads do not exist in the child,
+    so it starts its own instead of waiting on them forever. (In a fresh interpreter: a process that has run a
+    parallel region on GNU OpenMP cannot fork at all, see simulator.kernel_threads.)"""
     import subprocess
     import sys
 

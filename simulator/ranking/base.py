@@ -25,6 +25,7 @@ from ..config import FeedConfig, RankerConfig
 from ..platform import PlatformView
 from .. import kernels
 from ..kernel_threads import row_blocks
+from ..uniforms import StreamUniforms
 
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
@@ -330,6 +331,7 @@ class InterestSampler:
     def __init__(self, profiles: np.ndarray, explore: float = 0.15):
         self.explore = explore
         self.topics = profiles.shape[1]
+        self._uniforms: StreamUniforms | None = None
         prob, alias = alias_tables(np.maximum(profiles.astype(np.float64), 1e-12))
         # float32 coins and int16 aliases: a user's row of both tables spans few cache lines.
         self.prob_flat, self.alias_flat = prob.ravel(), alias.astype(np.int16).ravel()
@@ -349,9 +351,9 @@ class InterestSampler:
             return np.full((n, draws), EMPTY, dtype=POST_ID)
         # The three uniforms of every draw, in the order the draws have always consumed them.
         m = n * draws
-        alias_u = rng.random(m, dtype=np.float32)
-        explore_u = rng.random(m, dtype=np.float32)
-        segment_u = rng.random(m)
+        if self._uniforms is None or self._uniforms.generator is not rng:
+            self._uniforms = StreamUniforms(rng)   # (the values rng.random would give, drawn by compiled code)
+        alias_u, explore_u, segment_u = self._uniforms.arrays([(m, np.float32), (m, np.float32), (m, np.float64)])
         # Draw x uniformly in [start, start + width) of the cumulative weights.
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
         rows = users.astype(np.intp, copy=False)
