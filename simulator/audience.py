@@ -10,7 +10,7 @@ import numpy as np
 
 from . import kernels
 from .config import Scenario
-from .kernel_threads import row_blocks
+from .kernel_threads import run_blocks
 from .uniforms import StreamUniforms
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
@@ -90,8 +90,8 @@ class Audience:
         posts = posts.astype(np.intp, copy=False)
         # The draws are made (impression, type) row-major, as ever.
         draws = self.engagement_uniforms.random((posts.size, self.base.size), np.float32)
-        return kernels.engagement_types_blocks(
-            row_blocks(posts.size, IMPRESSIONS_PER_THREAD), users, posts, float(e.interest_weight), self.interests,
+        return run_blocks(
+            kernels.engagement_types_blocks, posts.size, IMPRESSIONS_PER_THREAD, users, posts, float(e.interest_weight), self.interests,
             self.inv_top_interest, table.topic, table.candidate, self.pop.support, float(e.alignment_weight),
             table.engagements, LIKE, float(e.social_proof), self.log10_1p, table.quality, self.is_recruit,
             target if recruits_active else -2, float(self.s.campaign.recruits.engagement_boost), self.base, draws)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -113,6 +114,56 @@ _rows_factor: int | None = None
 _numba_threads = threading.local()   # .set: what this thread last passed to numba.set_num_threads
 
 
+#: Parallel regions that ran on less than this many CPU-seconds per second were contended: another process held a
+#: CPU (alone, both threads work or spin through a region: about 2).
+CONTENDED_CPU_PER_WALL = 1.25
+#: Regions are judged once they add up to this much wall time (seconds): the CPU time of a thread running on another
+#: CPU is brought up to date only every few milliseconds, so shorter spans mislead.
+JUDGED_REGION_SECONDS = 0.02
+#: Steps run on one thread after contended regions (doubling after each contended retry, up to the most).
+FIRST_PAUSE_STEPS, MAX_PAUSE_STEPS = 6, 384
+_pace = {"cpu": 0.0, "wall": 0.0, "contended": 0, "paused": 0, "pause": FIRST_PAUSE_STEPS}
+
+
+def run_blocks(kernel: Callable[..., T], n_rows: int, min_rows: int, *args) -> T:
+    """``kernel(row_blocks(n_rows, min_rows), *args)`` for a ``*_blocks`` kernel, its parallel regions timed for
+    :func:`note_step`."""
+    blocks = row_blocks(n_rows, min_rows)
+    if blocks <= 1:
+        return kernel(1, *args)
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = kernel(blocks, *args)
+    _pace["cpu"] += time.process_time() - cpu
+    _pace["wall"] += time.perf_counter() - wall
+    return out
+
+
+def note_step() -> None:
+    """Called by a world at the end of each step: keeps blocks on one thread while the machine is contended.
+
+    GNU OpenMP's threads spin while they wait for each other (that is what makes a parallel region cheap), so when
+    another process holds a CPU a region waits for a descheduled thread, and the world runs several times slower
+    than on one thread (five times with one busy process on this 2-CPU machine). Once :func:`run_blocks`' regions
+    add up to :data:`JUDGED_REGION_SECONDS`, they are judged: below :data:`CONTENDED_CPU_PER_WALL` CPU-seconds per
+    second they were contended. After two contended spans in a row the next :data:`FIRST_PAUSE_STEPS` steps run on
+    one thread before the threads are tried again (after a contended retry the pause doubles, up to
+    :data:`MAX_PAUSE_STEPS`). Results do not depend on it."""
+    if _pace["paused"] > 0:
+        _pace["paused"] -= 1
+        return
+    if _pace["wall"] < JUDGED_REGION_SECONDS:
+        return
+    contended = _pace["cpu"] < CONTENDED_CPU_PER_WALL * _pace["wall"]
+    _pace["cpu"] = _pace["wall"] = 0.0
+    _pace["contended"] = _pace["contended"] + 1 if contended else 0
+    if _pace["contended"] >= 2:   # two spans in a row: one alone can mislead (a thread's CPU time lags)
+        _pace["paused"] = _pace["pause"]
+        _pace["pause"] = min(2 * _pace["pause"], MAX_PAUSE_STEPS)
+        _pace["contended"] = 1    # a contended retry pauses again at once
+    elif not contended:
+        _pace["pause"] = FIRST_PAUSE_STEPS
+
+
 def _parallel_rows_factor() -> int:
     """1 on Numba's OpenMP or TBB threading layer, :data:`WORKQUEUE_ROWS_FACTOR` on ``workqueue`` (found once, by
     starting Numba's threads)."""
@@ -125,17 +176,36 @@ def _parallel_rows_factor() -> int:
     return _rows_factor
 
 
+_regions_run = False   # whether row_blocks has let a parallel region run in this process
+
+
+def _warn_before_fork() -> None:
+    """A fork after a parallel region on GNU OpenMP: Numba terminates the child, so say why in the parent."""
+    if _regions_run and numba.threading_layer() == "omp":
+        import warnings
+
+        warnings.warn("simulator: this process ran kernels on OpenMP threads, and GNU OpenMP cannot survive fork(): "
+                      "Numba will terminate the child. Start processes with multiprocessing.get_context('spawn') or "
+                      "set SIMULATOR_THREADS=1 (see simulator/kernel_threads.py).", RuntimeWarning, stacklevel=2)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_warn_before_fork)
+
+
 def row_blocks(n_rows: int, min_rows: int) -> int:
     """How many blocks a ``*_blocks`` kernel should cut ``n_rows`` rows into: up to :func:`kernel_threads`, none
     smaller than ``min_rows`` rows (scaled up on a slow threading layer, see :data:`WORKQUEUE_ROWS_FACTOR`); 1 runs
     the kernel on the calling thread. Also limits Numba's threads for this thread's parallel regions to
     :func:`kernel_threads` (so a sweep worker given a share of the CPUs keeps to it)."""
     threads = kernel_threads()
-    if threads <= 1 or n_rows < 2 * max(1, min_rows):
+    if threads <= 1 or n_rows < 2 * max(1, min_rows) or _pace["paused"]:
         return 1
     blocks = min(threads, n_rows // (max(1, min_rows) * _parallel_rows_factor()))
     if blocks <= 1:
         return 1
+    global _regions_run
+    _regions_run = True
     wanted = min(threads, numba.config.NUMBA_NUM_THREADS)
     if getattr(_numba_threads, "set", None) != wanted:   # Numba's setting is per calling thread
         numba.set_num_threads(wanted)

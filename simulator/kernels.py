@@ -23,14 +23,21 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernel_threads import row_blocks
+from .kernel_threads import run_blocks
 
 EMPTY = -1
 FOLLOWED, DISCOVERY, ENGAGEMENT = 0, 1, 2
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
-#: The ``*_blocks`` kernels: their blocks of rows run on Numba's threads (:mod:`simulator.kernel_threads`).
-_BLOCKS_JIT = dict(_JIT, parallel=True)
+
+
+def blocks_jit() -> dict:
+    """The ``*_blocks`` kernels' options: their ``prange`` of blocks runs on Numba's threads
+    (:mod:`simulator.kernel_threads`), and nothing else does. Numba would otherwise turn array expressions
+    (``np.zeros``, whole-array sums) into parallel regions of their own, run on every thread even when the call
+    asks for one block. (A fresh dict each time: Numba consumes it.)"""
+    return dict(_JIT, parallel=dict(prange=True, comprehension=False, reduction=False, inplace_binop=False,
+                                    setitem=False, numpy=False, stencil=False, fusion=False))
 
 
 def _prefetch_codegen(context, builder, signature, args):
@@ -1139,7 +1146,7 @@ def _count_slots(account, post, types, time, served, slot, route_of_account, cre
     return n_eng, n_follow
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def slot_counts_blocks(blocks, account, post, types, time, served, slot, n_slots, route_of_account, created,
                        early_minutes, n_types, n_routes):
     """:func:`slot_counts` of all the step's events (``first_event`` 0), its blocks of events counted on Numba's
@@ -1216,8 +1223,8 @@ def count_step(account, post, types, time, served, route_of_account, created, ea
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
     slot, posts = post_slots(post)
-    plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, n_eng, follows = slot_counts_blocks(
-        row_blocks(n, EVENTS_PER_THREAD), account, post, types, time, served, slot, posts.size, route_of_account,
+    plays, early_plays, served_plays, eng, eng_early, eng_served, by_route, n_eng, follows = run_blocks(
+        slot_counts_blocks, n, EVENTS_PER_THREAD, account, post, types, time, served, slot, posts.size, route_of_account,
         created, float(early_minutes), engagements.shape[1], engagement_by_route.shape[1])
     add_play_counts(posts, plays, served_plays, eng, by_route, views, served_views, engagements, engagement_by_route)
     add_unit_trusted(posts, plays, early_plays, eng, eng_early, eng_served, trusted_views, trusted_first_hour_views,
@@ -1839,7 +1846,7 @@ def engagement_types(users, posts, interest_weight, interests, inv_top_interest,
 # --------------------------------------------------------------------------------------------------------------
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def sample_by_interest_blocks(blocks, users, prob, alias, alias_u, explore_u, segment_u, explore, width, start, cum,
                               guide, scale, pool, draws):
     """:func:`sample_by_interest` over ``blocks`` blocks of users."""
@@ -1856,7 +1863,7 @@ def sample_by_interest_blocks(blocks, users, prob, alias, alias_u, explore_u, se
     return out
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def assemble_feeds_blocks(blocks, users, profiles, inn, oon, test, values, window_topic, lo, kf, boost, post_factor,
                           has_post_factor, keep, feed_size):
     """:func:`assemble_feeds` over ``blocks`` blocks of users."""
@@ -1876,7 +1883,7 @@ def assemble_feeds_blocks(blocks, users, profiles, inn, oon, test, values, windo
     return posts, routes
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def newest_followed_blocks(blocks, indptr, indices, users, since, posting, word_rank, group_start, by_author,
                            created, limit):
     """:func:`newest_followed` over ``blocks`` blocks of users."""
@@ -1897,7 +1904,7 @@ def newest_followed_blocks(blocks, indptr, indices, users, since, posting, word_
     return posts, times, counts
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def engagement_types_blocks(blocks, users, posts, interest_weight, interests, inv_top_interest, post_topic,
                             post_candidate, support, alignment_weight, post_engagements, like, social_proof, log10_1p,
                             quality, is_recruit, target, recruit_boost, base, draws):
@@ -1916,7 +1923,7 @@ def engagement_types_blocks(blocks, users, posts, interest_weight, interests, in
     return out
 
 
-@njit(**_BLOCKS_JIT)
+@njit(**blocks_jit())
 def feed_violation_blocks(blocks, posts, routes, route_min, route_max, post_removed, post_author, account_removed,
                           post_created, now):
     """:func:`feed_violation` over ``blocks`` blocks of feeds: the first block's breach that has one (so the first

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from . import kernels
+from . import kernel_threads, kernels
 from .audience import Audience
 from .campaign import CampaignOperator
 from .config import Scenario
@@ -157,6 +157,7 @@ class AuditWorld(mesa.Model):
             self._count_reviewed(events, weights)
         else:   # every weight is 1: one counting pass
             self._count_step(events)
+        kernel_threads.note_step()   # (one thread while another process holds a CPU; results do not depend on it)
         # 8. End of day.
         if (step + 1) % s.steps_per_day == 0:
             pop.follows.merge_pending()

@@ -25,7 +25,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .kernel_threads import row_blocks
+from .kernel_threads import run_blocks
+from .kernels import blocks_jit
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
 #: PCG64's multiplier (PCG_DEFAULT_MULTIPLIER_128), as (high, low) words.
@@ -190,7 +191,7 @@ def _fill_values(lo, hi, cum, p_kind, p_out, p_count, p_start, out64, out32, s_h
                 _fill_float32(out32[o: o + p_count[p]], a, e, p_start[p], s_hi, s_lo, i_hi, i_lo)
 
 
-@njit(**dict(_JIT, parallel=True))
+@njit(**blocks_jit())
 def draw_into(blocks, pcg_words, half_word, kinds, counts, out64, out32):
     """Draw the requests (``kinds[r]`` FLOAT64 or FLOAT32, ``counts[r]`` values each, in order) from the PCG64
     state in ``pcg_words`` (state low, state high, increment low, increment high) and ``half_word`` (has_uint32,
@@ -284,8 +285,8 @@ class StreamUniforms:
             return [self.generator.random(size, dtype=dtype) for size, dtype in requests]
         n64 = sum(n for n, kind in zip(counts, kinds) if kind == FLOAT64)
         out64, out32 = np.empty(n64, dtype=np.float64), np.empty(total - n64, dtype=np.float32)
-        draw_into(row_blocks(total, UNIFORMS_PER_THREAD), self._state[0], self._state[1],
-                  np.array(kinds, dtype=np.int64), np.array(counts, dtype=np.int64), out64, out32)
+        run_blocks(draw_into, total, UNIFORMS_PER_THREAD, self._state[0], self._state[1],
+                   np.array(kinds, dtype=np.int64), np.array(counts, dtype=np.int64), out64, out32)
         arrays, at64, at32 = [], 0, 0
         for (size, _), n, kind in zip(requests, counts, kinds):
             if kind == FLOAT64:

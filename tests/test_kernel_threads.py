@@ -130,8 +130,8 @@ def test_worlds_split_over_threads_are_identical(threads, monkeypatch, mitigatio
         calls.append(min(kernel_threads.kernel_threads(), n // max(1, min_rows)))
         return real_blocks(n, run, min_rows)
 
-    for module in (ranking_base, audience, kernels):
-        monkeypatch.setattr(module, "row_blocks", counting_row_blocks)
+    monkeypatch.setattr(kernel_threads, "row_blocks", counting_row_blocks)
+    monkeypatch.setattr(kernel_threads, "CONTENDED_CPU_PER_WALL", 0.0)   # never paused (a busy machine's CI too)
     monkeypatch.setattr(coordination, "map_blocks", counting_blocks)
     monkeypatch.setattr(kernels, "EVENTS_PER_THREAD", 13)
     monkeypatch.setattr(coordination, "PAIRING_EVENTS_PER_THREAD", 19)
@@ -290,3 +290,72 @@ def test_feed_violation_over_blocks_is_the_first_breach(seed, n, blocks, breache
     removed, author, account_removed = np.zeros(n_posts, bool), np.zeros(n_posts, np.int32), np.zeros(1, bool)
     args = (posts, routes, 0, 2, removed, author, account_removed, created, 100.0)
     assert kernels.feed_violation_blocks(blocks, *args) == kernels.feed_violation(*args)
+
+
+_FORK_AFTER_REGION_SCRIPT = """
+import os, warnings
+import numpy as np
+from simulator import kernels, kernel_threads
+
+kernel_threads.set_kernel_threads(2)
+blocks = kernel_threads.row_blocks(10**6, 1)
+out = kernels.feed_violation_blocks(blocks, np.zeros((4, 2), np.int64), np.zeros((4, 2), np.int8), 0, 2,
+                                    np.zeros(1, bool), np.zeros(1, np.int32), np.zeros(1, bool), np.zeros(1), 1.0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+import numba
+print(numba.threading_layer(), [str(w.message)[:40] for w in caught if issubclass(w.category, RuntimeWarning)])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_fork_after_a_parallel_region_warns_on_gnu_openmp(tmp_path):
+    """After a parallel region on GNU OpenMP (which cannot survive fork), a fork warns in the parent, naming the
+    remedies; on any other threading layer it does not."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_after_region.py"
+    script.write_text(_FORK_AFTER_REGION_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    layer, _, warned = done.stdout.strip().partition(" ")
+    if layer == "omp":
+        assert "simulator: this process ran kernels on" in warned
+    else:
+        assert warned == "[]"
+
+
+def test_contended_regions_pause_the_threads(threads, monkeypatch):
+    """note_step: two contended spans of parallel regions in a row (too little CPU per second of wall time) put the
+    next steps on one thread; the threads are tried again after the pause, which doubles after a contended retry
+    and starts over once a span is not contended."""
+    threads(2)
+    monkeypatch.setattr(kernel_threads, "_rows_factor", 1)
+    pace = {"cpu": 0.0, "wall": 0.0, "contended": 0, "paused": 0, "pause": kernel_threads.FIRST_PAUSE_STEPS}
+    monkeypatch.setattr(kernel_threads, "_pace", pace)
+    span = kernel_threads.JUDGED_REGION_SECONDS
+
+    def step(cpu_per_wall):
+        pace["cpu"], pace["wall"] = cpu_per_wall * span, span
+        kernel_threads.note_step()
+        return kernel_threads.row_blocks(10**6, 1)
+
+    assert step(1.9) == 2 and step(1.0) == 2   # one contended span alone changes nothing
+    assert step(1.0) == 1                       # two in a row: paused
+    first = kernel_threads.FIRST_PAUSE_STEPS
+    for _ in range(first - 1):
+        assert step(1.0) == 1                   # (spans during a pause are not judged)
+    assert step(1.0) == 2                       # tried again
+    assert step(1.0) == 1 and pace["paused"] == 2 * first   # contended again at once: the pause doubled
+    for _ in range(2 * first):
+        step(1.9)
+    assert kernel_threads.row_blocks(10**6, 1) == 2
+    assert step(1.9) == 2 and pace["pause"] == first   # a calm span starts the pauses over
+    pace["cpu"], pace["wall"] = 0.0, span / 2   # too short a span is not judged yet
+    kernel_threads.note_step()
+    assert pace["wall"] == span / 2 and kernel_threads.row_blocks(10**6, 1) == 2

@@ -24,7 +24,7 @@ import numpy as np
 from ..config import FeedConfig, RankerConfig
 from ..platform import PlatformView
 from .. import kernels
-from ..kernel_threads import row_blocks
+from ..kernel_threads import run_blocks
 from ..uniforms import StreamUniforms
 
 EMPTY = -1
@@ -82,7 +82,7 @@ def check_feeds(feeds: Feeds, n_users: int, feed_size: int, view: PlatformView) 
     if graduated.size and (graduated.min() < 0 or graduated.max() >= view.n_posts):
         raise FeedContractError("graduated lists a post id that does not exist")
     # The first breach in row-major order: each block of rows finds its first, and the first block's with one counts.
-    code = kernels.feed_violation_blocks(row_blocks(n_users, CHECKED_FEEDS_PER_THREAD), posts, routes, _ROUTE_MIN,
+    code = run_blocks(kernels.feed_violation_blocks, n_users, CHECKED_FEEDS_PER_THREAD, posts, routes, _ROUTE_MIN,
                                          _ROUTE_MAX, view.post_removed, view.post_author, view.account_removed,
                                          view.post_created, float(view.now))
     if code != kernels.FEED_OK:
@@ -212,7 +212,7 @@ def rank_candidates(view: PlatformView, users: np.ndarray, inn: np.ndarray, oon:
     factor = np.zeros(0) if post_factor is None else np.ascontiguousarray(post_factor, dtype=np.float64)
     rows, inn32, oon32, test32 = users.astype(np.intp, copy=False), _c_int32(inn), _c_int32(oon), _c_int32(test)
     window_topic = view.post_topic[scores.lo: scores.lo + size]
-    return kernels.assemble_feeds_blocks(row_blocks(rows.size, ROWS_PER_THREAD), rows, view.interest_estimate, inn32,
+    return run_blocks(kernels.assemble_feeds_blocks, rows.size, ROWS_PER_THREAD, rows, view.interest_estimate, inn32,
                                          oon32, test32, scores.values, window_topic, scores.lo,
                                          np.float32(view.topics), float(boost), factor, post_factor is not None, keep,
                                          feed_size)
@@ -286,7 +286,7 @@ def in_network(view: PlatformView, users: np.ndarray, limit: int, trim: bool = F
         follows.sum_duplicates()
     users = users.astype(np.intp, copy=False)
     since = view.last_session[users].astype(np.float64, copy=False)
-    posts, times, counts = kernels.newest_followed_blocks(row_blocks(users.size, ROWS_PER_THREAD), follows.indptr,
+    posts, times, counts = run_blocks(kernels.newest_followed_blocks, users.size, ROWS_PER_THREAD, follows.indptr,
                                                           follows.indices, users, since, posting, word_rank,
                                                           group_start, by_author, created, limit)
     if trim:
@@ -357,7 +357,7 @@ class InterestSampler:
         # Draw x uniformly in [start, start + width) of the cumulative weights.
         prob, alias = self.prob_flat.reshape(-1, k), self.alias_flat.reshape(-1, k)
         rows = users.astype(np.intp, copy=False)
-        return kernels.sample_by_interest_blocks(row_blocks(n, max(1, DRAWS_PER_THREAD // draws)), rows, prob, alias,
+        return run_blocks(kernels.sample_by_interest_blocks, n, max(1, DRAWS_PER_THREAD // draws), rows, prob, alias,
                                                  alias_u, explore_u, segment_u, np.float32(self.explore), width,
                                                  start, cum, guide, scale, pool, draws)
 
