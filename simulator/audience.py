@@ -15,7 +15,7 @@ from .uniforms import StreamUniforms
 from .content import ENGAGEMENT_TYPES, LIKE, PostDrafts
 from .population import Kind, Population
 
-#: The fewest impressions a kernel thread takes on when drawing engagement (kernel_threads.split_rows).
+#: The fewest impressions a kernel thread takes on when drawing engagement (kernel_threads.run_blocks).
 IMPRESSIONS_PER_THREAD = 2048
 #: Like counts whose log10(1 + likes) is tabulated (the rest are computed when met).
 LOG10_TABLE_SIZE = 1 << 16

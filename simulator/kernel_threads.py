@@ -5,8 +5,8 @@ that row alone (and on arrays nobody writes meanwhile). Such a kernel has a ``*_
 :mod:`simulator.kernels` that cuts its rows into :func:`row_blocks` contiguous blocks, runs the kernel on each block
 on Numba's threads (``prange``) and writes each block's rows of the result: the same array, bit for bit, whatever
 the number of blocks. The random draws are made before the call, in the run's streams, so threads never touch a
-generator. :func:`split_rows` and :func:`map_blocks` do the same for Python callables on a small pool of Python
-threads (the work must release the GIL): coordination detection's sorts and pairing use them.
+generator. :func:`map_blocks` does the same for Python callables on a small pool of Python threads (the work must
+release the GIL), handing back the blocks' results: coordination detection's sorts and pairing use it.
 
 Why two mechanisms. A parallel region on Numba's OpenMP threading layer costs a few microseconds: its threads spin a
 while before they sleep, so a step's dozen kernel calls each find them awake. Handing a block to a Python thread
@@ -69,7 +69,7 @@ def _threads_from_environment() -> int:
 
 
 def kernel_threads() -> int:
-    """How many threads :func:`split_rows` may use."""
+    """How many threads :func:`row_blocks` and :func:`map_blocks` may use."""
     global _threads
     if _threads is None:
         _threads = _threads_from_environment()
@@ -225,16 +225,3 @@ def map_blocks(n_rows: int, run_block: Callable[[int, int], T], min_rows: int) -
     others = [pool.submit(run_block, bounds[b], bounds[b + 1]) for b in range(1, blocks)]
     first = run_block(bounds[0], bounds[1])
     return [first] + [f.result() for f in others]
-
-
-def split_rows(n_rows: int, run_rows: Callable[[int, int], np.ndarray | tuple[np.ndarray, ...]],
-               min_rows: int) -> np.ndarray | tuple[np.ndarray, ...]:
-    """``run_rows(0, n_rows)``, computed as blocks ``run_rows(start, stop)`` (:func:`map_blocks`) and concatenated
-    along the first axis. ``run_rows`` must return the rows ``start .. stop - 1`` of every result array (one array
-    or a tuple of them), computed from those rows alone."""
-    parts = map_blocks(n_rows, run_rows, min_rows)
-    if len(parts) == 1:
-        return parts[0]
-    if isinstance(parts[0], np.ndarray):
-        return np.concatenate(parts)
-    return tuple(np.concatenate(column) for column in zip(*parts))

@@ -1842,7 +1842,7 @@ def engagement_types(users, posts, interest_weight, interests, inv_top_interest,
 # (block b: rows n·b // blocks .. n·(b+1) // blocks - 1), each block's rows of the result written in place: the
 # kernel's rows depend on those rows alone, so the result is the kernel's, bit for bit, for any number of blocks
 # (tests/test_kernel_threads.py). ``blocks`` ≤ 1 calls the kernel on this thread (no parallel region).
-# kernel_threads.row_blocks says how many blocks to cut.
+# kernel_threads.run_blocks calls them with the blocks kernel_threads.row_blocks says to cut.
 # --------------------------------------------------------------------------------------------------------------
 
 

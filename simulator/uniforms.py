@@ -26,9 +26,8 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .kernel_threads import run_blocks
-from .kernels import blocks_jit
+from .kernels import _JIT, blocks_jit
 
-_JIT = dict(cache=True, nogil=True, boundscheck=False)
 #: PCG64's multiplier (PCG_DEFAULT_MULTIPLIER_128), as (high, low) words.
 MULTIPLIER_HIGH, MULTIPLIER_LOW = 0x2360ED051FC65DA4, 0x4385DF649FCCF645
 #: The fewest uniforms a block draws (about 10 µs of work).

@@ -24,41 +24,36 @@ def threads():
     kernel_threads.set_kernel_threads(before)
 
 
-def _rows_of(a: np.ndarray, start: int, stop: int):
-    """A row-wise computation returning a tuple: each row's sum, and the rows doubled."""
-    block = a[start:stop]
-    return block.sum(axis=1), block * 2
-
-
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(0, 60), cols=st.integers(1, 4), n_threads=st.integers(1, 5), min_rows=st.integers(1, 20))
-def test_split_rows_equals_one_call(n, cols, n_threads, min_rows):
+def test_map_blocks_cover_the_rows_in_order(n, cols, n_threads, min_rows):
+    """map_blocks' blocks are contiguous, in row order, cover every row once, and their results joined equal one
+    call over all the rows."""
     a = np.arange(n * cols, dtype=np.int64).reshape(n, cols)
     before = kernel_threads.kernel_threads()
     try:
         kernel_threads.set_kernel_threads(n_threads)
-        split = kernel_threads.split_rows(n, lambda s, e: _rows_of(a, s, e), min_rows)
-        single = kernel_threads.split_rows(n, lambda s, e: a[s:e] + 1, min_rows)
+        parts = kernel_threads.map_blocks(n, lambda s, e: (s, e, a[s:e] * 2), min_rows)
     finally:
         kernel_threads.set_kernel_threads(before)
-    whole = _rows_of(a, 0, n)
-    assert isinstance(split, tuple) and len(split) == 2
-    for got, want in zip(split, whole):
-        assert got.dtype == want.dtype and np.array_equal(got, want)
-    assert isinstance(single, np.ndarray) and np.array_equal(single, a + 1)
+    bounds = [(s, e) for s, e, _ in parts]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(e0 == s1 for (_, e0), (s1, _) in zip(bounds, bounds[1:]))
+    assert len(parts) == 1 or all(e - s >= min_rows for s, e in bounds)
+    assert np.array_equal(np.concatenate([block for *_, block in parts]), a * 2)
 
 
-def test_split_rows_uses_blocks_of_at_least_min_rows(threads):
+def test_map_blocks_uses_blocks_of_at_least_min_rows(threads):
     threads(4)
     seen = []
-    kernel_threads.split_rows(10, lambda s, e: (seen.append((s, e)), np.arange(s, e))[1], 3)
+    kernel_threads.map_blocks(10, lambda s, e: seen.append((s, e)), 3)
     assert sorted(seen) == [(0, 3), (3, 6), (6, 10)]   # 10 // 3 = 3 blocks, not 4
     seen.clear()
-    kernel_threads.split_rows(5, lambda s, e: (seen.append((s, e)), np.arange(s, e))[1], 3)
+    kernel_threads.map_blocks(5, lambda s, e: seen.append((s, e)), 3)
     assert seen == [(0, 5)]   # too few rows for two blocks: one call on this thread
 
 
-def test_split_rows_runs_blocks_on_other_threads(threads):
+def test_map_blocks_runs_blocks_on_other_threads(threads):
     import threading
 
     threads(2)
@@ -68,7 +63,7 @@ def test_split_rows_runs_blocks_on_other_threads(threads):
         names.add(threading.current_thread().name)
         return np.arange(s, e)
 
-    assert np.array_equal(kernel_threads.split_rows(8, run, 1), np.arange(8))
+    assert np.array_equal(np.concatenate(kernel_threads.map_blocks(8, run, 1)), np.arange(8))
     assert len(names) == 2 and any(n.startswith("simulator-kernel") for n in names)
 
 
@@ -181,7 +176,7 @@ import numpy as np
 from simulator import kernel_threads
 
 def split_in_child():
-    return kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist()
+    return np.concatenate(kernel_threads.map_blocks(8, lambda s, e: np.arange(s, e), 1)).tolist()
 
 if __name__ == "__main__":
     warnings.simplefilter("ignore", DeprecationWarning)   # Python 3.12+: fork() of a multi-threaded process
@@ -191,7 +186,7 @@ if __name__ == "__main__":
     AuditWorld(load_scenario("romania_2024", ["population.organic_users=20000", "days=1"]),
                np.random.SeedSequence(1)).run()
     kernel_threads.set_kernel_threads(2)
-    assert kernel_threads.split_rows(8, lambda s, e: np.arange(s, e), 1).tolist() == list(range(8))
+    assert np.concatenate(kernel_threads.map_blocks(8, lambda s, e: np.arange(s, e), 1)).tolist() == list(range(8))
     with multiprocessing.get_context("fork").Pool(1) as pool:
         print(pool.apply_async(split_in_child).get(timeout=60))
 """
@@ -219,16 +214,17 @@ def test_a_block_that_splits_again_runs_whole(threads):
     threads(2)
 
     def outer(start, stop):
-        inner = kernel_threads.split_rows(6, lambda s, e: np.arange(s, e), 1)
+        inner = np.concatenate(kernel_threads.map_blocks(6, lambda s, e: np.arange(s, e), 1))
         return np.full(stop - start, inner.sum())
 
     import threading
 
     result = []
-    caller = threading.Thread(target=lambda: result.append(kernel_threads.split_rows(4, outer, 1)), daemon=True)
+    caller = threading.Thread(target=lambda: result.append(np.concatenate(kernel_threads.map_blocks(4, outer, 1))),
+                              daemon=True)
     caller.start()
     caller.join(timeout=30)
-    assert result, "split_rows inside a pool thread waited on the pool forever"
+    assert result, "map_blocks inside a pool thread waited on the pool forever"
     assert np.array_equal(result[0], np.full(4, 15))
 
 

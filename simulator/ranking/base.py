@@ -30,8 +30,8 @@ from ..uniforms import StreamUniforms
 EMPTY = -1
 #: dtype of post-id matrices inside rankers (half the memory traffic of int64 in sorts and gathers)
 POST_ID = np.int32
-#: The fewest feeds (users) and interest draws a kernel thread takes on (kernel_threads.split_rows): about a
-#: millisecond of work, against tens of microseconds to hand it to another thread.
+#: The fewest feeds (users) and interest draws a kernel thread takes on (kernel_threads.run_blocks): some tens of
+#: microseconds of work, against a few microseconds for a parallel region.
 ROWS_PER_THREAD, DRAWS_PER_THREAD = 128, 2048
 #: The fewest feeds a kernel thread checks against the feed contract: a check costs about a quarter of a feed's
 #: assembly, so a block holds four times as many feeds.
